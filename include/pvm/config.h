@@ -1,0 +1,116 @@
+/* pvm/config.h: powervmd's configuration (libconfig file, every key prefixed powervm_).
+ *
+ * One table in src/config/config.c lists every key with its type, default, range and
+ * whether it is required; loading, --check-config, conf/powervmd.conf.sample and
+ * docs/configuration.md all follow that table. Validation collects every problem (unknown
+ * key, wrong type, out of range, missing required, unreadable or badly protected file) with
+ * file, line and key, instead of stopping at the first.
+ *
+ * Secrets: the PowerVM password is read from powervm_password_file (owned by the daemon's
+ * user, mode 0600 or stricter) or from powervm_password_encoded (base64: obfuscation only).
+ * Its value is never logged, never printed in a problem, and kept only in cfg->password.
+ *
+ * Thread-safety: a loaded struct pvm_config is immutable and may be read by any thread.
+ */
+#ifndef PVM_CONFIG_H
+#define PVM_CONFIG_H
+
+#include "pvm/log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PVM_CONFIG_DEFAULT_PATH "/etc/powervmd/powervmd.conf"
+
+struct pvm_config {
+	char *path; /* the main file it was loaded from */
+
+	/* PowerVM endpoint and credentials */
+	char *endpoint;       /* powervm_endpoint: required, http(s)://host[:port] */
+	char *managed_system; /* powervm_managed_system: name, MTMS or UUID; NULL: the only one */
+	char *user;           /* powervm_user */
+	char *password_file;  /* powervm_password_file, or NULL */
+	char *password;       /* from the file or the encoded value; NULL when neither */
+
+	/* state and journal */
+	char *state_dir;             /* powervm_state_dir */
+	char *secret_key_file;       /* powervm_secret_key_file (default: <state_dir>/secret.key) */
+	int64_t journal_map_size_mb; /* powervm_journal_map_size_mb */
+	int64_t journal_max_size_mb; /* powervm_journal_max_size_mb */
+	int64_t retention_hours;     /* powervm_retention_hours */
+
+	/* logging */
+	enum pvm_log_level log_level;   /* powervm_log_level */
+	enum pvm_log_target log_target; /* powervm_log_target */
+};
+
+/* One problem found while loading. */
+struct pvm_config_problem {
+	char file[256]; /* file the setting is in ("" when not known) */
+	int line;       /* 0 when not known */
+	char key[64];   /* the key ("" for a syntax error) */
+	char message[256];
+};
+
+struct pvm_config_problems {
+	struct pvm_config_problem *items;
+	size_t count;
+};
+
+/* The key table: one entry per key, in the order the docs and the sample list them. It
+ * drives loading, validation, the defaults, conf/powervmd.conf.sample and
+ * docs/configuration.md (the unit tests check that both cover every entry). */
+enum pvm_config_type {
+	PVM_CONFIG_STRING = 0, /* libconfig string */
+	PVM_CONFIG_INT,        /* libconfig integer, with or without the L suffix */
+	PVM_CONFIG_ENUM,       /* libconfig string, one of values[] */
+};
+
+struct pvm_config_key {
+	const char *name;          /* "powervm_..." */
+	enum pvm_config_type type; /* as written in the file */
+	const char *def;           /* default as the docs show it; NULL: no default */
+	bool derived_default;      /* def names a value computed from other keys */
+	int64_t min, max;          /* PVM_CONFIG_INT: inclusive range */
+	const char *const *values; /* PVM_CONFIG_ENUM: allowed values, NULL-terminated */
+	bool required;             /* a missing key is a problem */
+	bool abs_path;             /* the value must be an absolute path */
+	bool secret;               /* the value is a secret: never echoed or logged */
+	const char *meaning;       /* one line */
+	const char *example;       /* a value as written in the file: "\"https://...\"", 64 */
+
+	/* Internal to config.c. */
+	size_t offset; /* of the field in struct pvm_config, or PVM_CONFIG_NO_FIELD */
+	/* Extra check of a string value: returns 0, or -1 with a reason in why that must not
+	 * echo a secret value. NULL: none. */
+	int (*check)(const char *value, char *why, size_t n);
+};
+
+#define PVM_CONFIG_NO_FIELD ((size_t)-1)
+
+/* Returns the key table and its length in *n. Static, never NULL. */
+const struct pvm_config_key *pvm_config_keys(size_t *n);
+/* Returns the entry of name, or NULL when name is not a key. */
+const struct pvm_config_key *pvm_config_key_find(const char *name);
+/* "string", "integer", "enum". */
+const char *pvm_config_type_name(enum pvm_config_type type);
+
+/* Loads and validates path. On success returns 0 and *out. On failure returns PVM_ECONFIG
+ * (or a negative errno for an unreadable main file) and fills *problems with every problem
+ * found (free with pvm_config_problems_free()). problems may be NULL.
+ *
+ * Relative @include paths are resolved against the main file's directory (also inside
+ * nested includes); a problem in an included file names that file and its line. A syntax
+ * error stops the parse, so it is reported alone. Returns PVM_ENOMEM when memory runs out.
+ * Logs nothing: the caller prints the problems. Reentrant. */
+int pvm_config_load(const char *path, struct pvm_config **out,
+                    struct pvm_config_problems *problems);
+void pvm_config_free(struct pvm_config *cfg);
+void pvm_config_problems_free(struct pvm_config_problems *p);
+/* Prints each problem as "FILE:LINE: KEY: MESSAGE" to f (a FILE *); ":LINE" is left out
+ * when the line is not known (a missing key) and "KEY: " when there is no key (a syntax
+ * error). p may be NULL. */
+void pvm_config_problems_print(const struct pvm_config_problems *p, void *f);
+
+#endif

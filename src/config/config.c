@@ -1,0 +1,1100 @@
+/* config.c: loading and validating powervmd's configuration (pvm/config.h).
+ *
+ * DESIGN: one table, keys[] below, describes every key: type, default, range or allowed
+ * values, whether it is required or a path or a secret, its meaning and an example. Adding
+ * a key is adding a field to struct pvm_config and one entry here (plus its section in
+ * docs/configuration.md and its line in conf/powervmd.conf.sample; the unit tests fail
+ * until both exist). Rules between keys live in finish(), the only other place to touch.
+ *
+ * Loading runs in passes, and collects every problem instead of stopping at the first:
+ *   1. The main file and every @include it names must be regular files. libconfig 1.5
+ *      exits the whole process when an include names a directory, and blocks on a FIFO,
+ *      so this is checked before libconfig sees them.
+ *   2. libconfig parses. A syntax error stops libconfig, so it is reported alone.
+ *   3. Each top-level setting is checked against the table (unknown key, wrong type, out
+ *      of range, bad value) and stored.
+ *   4. finish(): missing required keys, defaults, and the rules between keys (password
+ *      sources, journal sizes), then the password is read.
+ *
+ * Secrets (the password file's content, the encoded password) are never copied into a
+ * problem, never logged, and wiped from memory when no longer needed.
+ */
+#include "pvm/config.h"
+
+#include "pvm/error.h"
+#include "pvm/util.h"
+
+#include <libconfig.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_INCLUDE_DEPTH 10         /* libconfig's own limit */
+#define MAX_CONFIG_FILE   (16 << 20) /* bytes, for the @include pre-scan */
+#define MAX_PASSWORD_FILE 4096       /* bytes */
+#define MAX_STRING_VALUE  4096       /* bytes, any string key */
+#define FIELD(f)          offsetof(struct pvm_config, f)
+
+_Static_assert(sizeof(enum pvm_log_level) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(enum pvm_log_target) == sizeof(int), "enum keys are stored as int");
+
+static int check_endpoint(const char *v, char *why, size_t n);
+static int check_managed_system(const char *v, char *why, size_t n);
+static int check_printable(const char *v, char *why, size_t n);
+static int check_base64(const char *v, char *why, size_t n);
+
+static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
+static const char *const log_targets[] = {"stderr", "syslog", NULL};
+
+/* Enum keys store the index of the value: the order of values[] is the C enum's. */
+static const struct pvm_config_key keys[] = {
+        /* PowerVM endpoint and credentials */
+        {
+                .name = "powervm_endpoint",
+                .type = PVM_CONFIG_STRING,
+                .required = true,
+                .meaning = "URL of the HMC or NovaLink REST API: http:// or https://, a "
+                           "host and an optional port",
+                .example = "\"https://hmc.example.com:12443\"",
+                .offset = FIELD(endpoint),
+                .check = check_endpoint,
+        },
+        {
+                .name = "powervm_managed_system",
+                .type = PVM_CONFIG_STRING,
+                .meaning = "the managed system to use: its name, its MTMS "
+                           "(<type>-<model>*<serial>) or its UUID; unset: the only one",
+                .example = "\"8286-42A*21C1B6V\"",
+                .offset = FIELD(managed_system),
+                .check = check_managed_system,
+        },
+        {
+                .name = "powervm_user",
+                .type = PVM_CONFIG_STRING,
+                .meaning = "user name for the REST API logon",
+                .example = "\"hscroot\"",
+                .offset = FIELD(user),
+                .check = check_printable,
+        },
+        {
+                .name = "powervm_password_file",
+                .type = PVM_CONFIG_STRING,
+                .abs_path = true,
+                .meaning = "file holding the password (regular file owned by the daemon's "
+                           "user, mode 0600 or stricter; one trailing newline is ignored)",
+                .example = "\"/etc/powervmd/password\"",
+                .offset = FIELD(password_file),
+        },
+        {
+                .name = "powervm_password_encoded",
+                .type = PVM_CONFIG_STRING,
+                .secret = true,
+                .meaning = "the password in base64: obfuscation only, not security; prefer "
+                           "powervm_password_file",
+                .example = "\"cGFzc3cwcmQ=\"",
+                .offset = PVM_CONFIG_NO_FIELD,
+                .check = check_base64,
+        },
+        /* state and journal */
+        {
+                .name = "powervm_state_dir",
+                .type = PVM_CONFIG_STRING,
+                .def = "/var/lib/powervmd",
+                .abs_path = true,
+                .meaning = "directory of the journal (LMDB environment) and other state",
+                .example = "\"/srv/powervmd\"",
+                .offset = FIELD(state_dir),
+        },
+        {
+                .name = "powervm_secret_key_file",
+                .type = PVM_CONFIG_STRING,
+                .def = "<powervm_state_dir>/secret.key",
+                .derived_default = true,
+                .abs_path = true,
+                .meaning = "key that encrypts the secret params of queued operations (mode "
+                           "0600)",
+                .example = "\"/etc/powervmd/secret.key\"",
+                .offset = FIELD(secret_key_file),
+        },
+        {
+                .name = "powervm_journal_map_size_mb",
+                .type = PVM_CONFIG_INT,
+                .def = "64",
+                .min = 1,
+                .max = 1048576,
+                .meaning = "initial size of the journal's memory map, in MiB",
+                .example = "256",
+                .offset = FIELD(journal_map_size_mb),
+        },
+        {
+                .name = "powervm_journal_max_size_mb",
+                .type = PVM_CONFIG_INT,
+                .def = "4096",
+                .min = 1,
+                .max = 1048576,
+                .meaning = "largest size the journal's map may grow to, in MiB (at least "
+                           "powervm_journal_map_size_mb)",
+                .example = "16384",
+                .offset = FIELD(journal_max_size_mb),
+        },
+        {
+                .name = "powervm_retention_hours",
+                .type = PVM_CONFIG_INT,
+                .def = "168",
+                .min = 1,
+                .max = 87600,
+                .meaning = "how long finished operations are kept before they are purged, "
+                           "in hours",
+                .example = "720",
+                .offset = FIELD(retention_hours),
+        },
+        /* logging */
+        {
+                .name = "powervm_log_level",
+                .type = PVM_CONFIG_ENUM,
+                .def = "info",
+                .values = log_levels,
+                .meaning = "least severe level that is logged",
+                .example = "\"debug\"",
+                .offset = FIELD(log_level),
+        },
+        {
+                .name = "powervm_log_target",
+                .type = PVM_CONFIG_ENUM,
+                .def = "stderr",
+                .values = log_targets,
+                .meaning = "where log lines go: stderr (the journal under systemd) or syslog",
+                .example = "\"syslog\"",
+                .offset = FIELD(log_target),
+        },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+const struct pvm_config_key *pvm_config_keys(size_t *n)
+{
+	if (n)
+		*n = NKEYS;
+	return keys;
+}
+
+const struct pvm_config_key *pvm_config_key_find(const char *name)
+{
+	for (size_t i = 0; name && i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+const char *pvm_config_type_name(enum pvm_config_type type)
+{
+	switch (type) {
+	case PVM_CONFIG_STRING:
+		return "string";
+	case PVM_CONFIG_INT:
+		return "integer";
+	case PVM_CONFIG_ENUM:
+		return "enum";
+	}
+	return "?";
+}
+
+/* ---- value checks (they never echo the value: the reason is shown next to the key) ---- */
+
+static int has_ctrl_or_space(const char *s)
+{
+	for (; *s; s++)
+		if (iscntrl((unsigned char)*s) || *s == ' ')
+			return 1;
+	return 0;
+}
+
+static int check_printable(const char *v, char *why, size_t n)
+{
+	for (const char *p = v; *p; p++)
+		if (iscntrl((unsigned char)*p)) {
+			snprintf(why, n, "must not contain control characters");
+			return -1;
+		}
+	return 0;
+}
+
+static int is_host_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_';
+}
+
+/* http(s)://host[:port][/path]; host a name, an IPv4 address or a [bracketed] IPv6 one. */
+static int check_endpoint(const char *v, char *why, size_t n)
+{
+	const char *p;
+	if (strncasecmp(v, "https://", 8) == 0) {
+		p = v + 8;
+	} else if (strncasecmp(v, "http://", 7) == 0) {
+		p = v + 7;
+	} else {
+		snprintf(why, n,
+		         "must be an http:// or https:// URL, such as "
+		         "\"https://hmc.example.com:12443\"");
+		return -1;
+	}
+	if (has_ctrl_or_space(v)) {
+		snprintf(why, n, "must not contain spaces or control characters");
+		return -1;
+	}
+	size_t auth_len = strcspn(p, "/?#");
+	if (memchr(p, '@', auth_len)) {
+		snprintf(why, n,
+		         "must not contain a user or password; use powervm_user and "
+		         "powervm_password_file");
+		return -1;
+	}
+	const char *host = p;
+	size_t host_len;
+	if (*p == '[') {
+		const char *end = memchr(p, ']', auth_len);
+		if (!end || end == p + 1) {
+			snprintf(why, n, "has a malformed [IPv6] host");
+			return -1;
+		}
+		for (const char *q = p + 1; q < end; q++)
+			if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
+				snprintf(why, n, "has a malformed [IPv6] host");
+				return -1;
+			}
+		host_len = (size_t)(end - p) + 1;
+		p = end + 1;
+	} else {
+		while (is_host_char(*p))
+			p++;
+		host_len = (size_t)(p - host);
+	}
+	if (host_len == 0) {
+		snprintf(why, n, "has no host");
+		return -1;
+	}
+	if (*p == ':') {
+		p++;
+		long port = 0;
+		const char *digits = p;
+		while (isdigit((unsigned char)*p) && port <= 65535)
+			port = port * 10 + (*p++ - '0');
+		if (p == digits || port < 1 || port > 65535 || (*p && !strchr("/?#", *p))) {
+			snprintf(why, n, "has a bad port (1 to 65535)");
+			return -1;
+		}
+	}
+	if (strpbrk(p, "?#")) {
+		snprintf(why, n, "must not have a query or fragment");
+		return -1;
+	}
+	if (*p != '\0' && *p != '/') {
+		snprintf(why, n, "has a bad character in its host or port");
+		return -1;
+	}
+	return 0;
+}
+
+static int all_alnum(const char *s, size_t len)
+{
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* A name, an MTMS (<type>-<model>*<serial>) or a UUID. The '*' is what marks an MTMS, so a
+ * value with one must be a well-formed MTMS: a typo there would otherwise pass as a name. */
+static int check_managed_system(const char *v, char *why, size_t n)
+{
+	if (check_printable(v, why, n) != 0)
+		return -1;
+	const char *star = strchr(v, '*');
+	if (!star)
+		return 0;
+	const char *dash = memchr(v, '-', (size_t)(star - v));
+	if (!dash || !all_alnum(v, (size_t)(dash - v)) ||
+	    !all_alnum(dash + 1, (size_t)(star - dash - 1)) ||
+	    !all_alnum(star + 1, strlen(star + 1))) {
+		snprintf(why, n,
+		         "is not a valid MTMS: expected <type>-<model>*<serial>, such as "
+		         "\"8286-42A*21C1B6V\"");
+		return -1;
+	}
+	return 0;
+}
+
+/* Decodes standard base64 (padding optional, no whitespace). Returns a NUL-terminated heap
+ * buffer and its length, or NULL when s is not base64 (*oom set when memory ran out). */
+static char *base64_decode(const char *s, size_t *out_len, int *oom)
+{
+	static const char alphabet[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t len = strlen(s), pad = 0;
+	*oom = 0;
+	if (len % 4 == 0) {
+		while (pad < 2 && len > pad && s[len - 1 - pad] == '=')
+			pad++;
+	}
+	size_t data = len - pad;
+	if (data == 0 || data % 4 == 1)
+		return NULL;
+	char *out = malloc(data * 3 / 4 + 1);
+	if (!out) {
+		*oom = 1;
+		return NULL;
+	}
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < data; i++) {
+		const char *c = s[i] ? strchr(alphabet, s[i]) : NULL;
+		if (!c) {
+			explicit_bzero(out, data * 3 / 4 + 1);
+			free(out);
+			return NULL;
+		}
+		acc = (acc << 6) | (uint32_t)(c - alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+static int check_base64(const char *v, char *why, size_t n)
+{
+	size_t len = 0;
+	int oom = 0;
+	char *pw = base64_decode(v, &len, &oom);
+	if (!pw) {
+		if (oom)
+			return 0; /* decode_password() meets it again and reports it */
+		snprintf(why, n, "is not valid base64 (value not shown)");
+		return -1;
+	}
+	explicit_bzero(pw, len);
+	free(pw);
+	return 0;
+}
+
+/* Strips one trailing "\n" (or "\r\n"): what `echo` and editors add. */
+static void strip_newline(char *s, size_t *len)
+{
+	if (*len == 0 || s[*len - 1] != '\n')
+		return;
+	s[--*len] = '\0';
+	if (*len > 0 && s[*len - 1] == '\r')
+		s[--*len] = '\0';
+}
+
+/* ---- the loader ---- */
+
+struct loader {
+	struct pvm_config_problems list; /* collected problems */
+	int oom;
+	const char *main_path;
+	char *inc_dir; /* the main file's directory: where @include paths start */
+	config_t lc;   /* libconfig state, alive until the end of the load */
+	struct pvm_config *cfg;
+	/* per key, in table order */
+	const config_setting_t *seen[NKEYS]; /* the setting, when the file has it */
+	bool bad[NKEYS];                     /* it had a problem: skip rules that use it */
+};
+
+static void copy_trunc(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+
+static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
+                    ...)
+{
+	struct pvm_config_problems *pl = &L->list;
+	if (pl->count % 16 == 0) {
+		struct pvm_config_problem *n =
+		        realloc(pl->items, (pl->count + 16) * sizeof(*pl->items));
+		if (!n) {
+			L->oom = 1;
+			return;
+		}
+		pl->items = n;
+	}
+	struct pvm_config_problem *p = &pl->items[pl->count++];
+	memset(p, 0, sizeof(*p));
+	copy_trunc(p->file, sizeof(p->file), file ? file : "");
+	p->line = line;
+	copy_trunc(p->key, sizeof(p->key), key ? key : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	va_end(ap);
+}
+
+/* libconfig 1.5 joins include_dir and the @include path even when that is absolute; a
+ * relative path is the one form every libconfig version reads the same way. */
+static char *include_path(const struct loader *L, const char *name)
+{
+	char *p = NULL;
+	if (strcmp(L->inc_dir, ".") == 0)
+		p = strdup(name);
+	else if (asprintf(&p, "%s%s%s", L->inc_dir,
+	                  L->inc_dir[strlen(L->inc_dir) - 1] == '/' ? "" : "/", name) < 0)
+		p = NULL;
+	return p;
+}
+
+/* The file a setting or an error is in, as the user will recognise it: the main path as
+ * given, an included file joined to the include directory. Returns a heap string. */
+static char *source_file(struct loader *L, const char *file)
+{
+	char *p;
+	if (!file || strcmp(file, L->main_path) == 0 || file[0] == '/')
+		p = strdup(file ? file : L->main_path);
+	else
+		p = include_path(L, file);
+	if (!p)
+		L->oom = 1;
+	return p;
+}
+
+static void setting_problem(struct loader *L, const config_setting_t *s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void setting_problem(struct loader *L, const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[sizeof(((struct pvm_config_problem *)0)->message)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!s) { /* a rule about keys the file does not set */
+		problem(L, L->main_path, 0, "", "%s", msg);
+		return;
+	}
+	char *file = source_file(L, config_setting_source_file(s));
+	problem(L, file ? file : L->main_path, (int)config_setting_source_line(s),
+	        config_setting_name(s), "%s", msg);
+	free(file);
+}
+
+/* Pass 1: every @include (resolved from the main file's directory) must name a regular
+ * file. Line-based, as libconfig's own scanner: an @include starts its line. */
+static void prescan(struct loader *L, const char *display, const char *path, int depth)
+{
+	char *text = NULL;
+	if (depth > MAX_INCLUDE_DEPTH || pvm_read_file(path, MAX_CONFIG_FILE, &text, NULL) != 0)
+		return; /* libconfig reports both */
+	int line = 0;
+	for (char *p = text; p && *p;) {
+		line++;
+		char *eol = strchr(p, '\n');
+		if (eol)
+			*eol = '\0';
+		char *q = p + strspn(p, " \t");
+		p = eol ? eol + 1 : NULL;
+		if (strncmp(q, "@include", 8) != 0)
+			continue;
+		q += 8;
+		q += strspn(q, " \t");
+		char *end = *q == '"' ? strchr(q + 1, '"') : NULL;
+		if (!end)
+			continue; /* libconfig reports the syntax */
+		*end = '\0';
+		const char *name = q + 1;
+		if (name[0] == '/') {
+			problem(L, display, line, "",
+			        "@include \"%s\": write include paths relative to the main file's "
+			        "directory (%s)",
+			        name, L->inc_dir);
+			continue;
+		}
+		char *inc = include_path(L, name);
+		if (!inc) {
+			L->oom = 1;
+			break;
+		}
+		struct stat st;
+		if (stat(inc, &st) != 0)
+			problem(L, display, line, "", "@include \"%s\": cannot open %s: %s", name,
+			        inc, strerror(errno));
+		else if (!S_ISREG(st.st_mode))
+			problem(L, display, line, "", "@include \"%s\": %s is not a regular file",
+			        name, inc);
+		else
+			prescan(L, inc, inc, depth + 1);
+		free(inc);
+	}
+	free(text);
+}
+
+/* Returns a heap copy of line (1-based) of file, or NULL when it cannot be read. */
+static char *source_line(const char *file, int line)
+{
+	char *text = NULL, *copy = NULL;
+	if (!file || line < 1 || pvm_read_file(file, MAX_CONFIG_FILE, &text, NULL) != 0)
+		return NULL;
+	char *p = text;
+	for (int i = 1; p && i < line; i++) {
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (p)
+		copy = strndup(p, strcspn(p, "\n"));
+	free(text);
+	return copy;
+}
+
+/* libconfig 1.5 silently wraps an integer without the L suffix to 32 bits: read the
+ * number back from the source line so that 4294967297 is out of range, not 1. Returns
+ * the value written in the file, or fallback when it cannot be found there. */
+static int64_t source_int(struct loader *L, const config_setting_t *s, int64_t fallback)
+{
+	char *file = source_file(L, config_setting_source_file(s));
+	char *p = source_line(file, (int)config_setting_source_line(s));
+	int64_t v = fallback;
+	const char *name = config_setting_name(s);
+	size_t nl = strlen(name);
+	for (char *k = p; k && (k = strstr(k, name)) != NULL; k++) {
+		if (k > p && (isalnum((unsigned char)k[-1]) || k[-1] == '_' || k[-1] == '-'))
+			continue;
+		char *q = k + nl;
+		q += strspn(q, " \t");
+		if (*q != '=' && *q != ':')
+			continue;
+		q++;
+		q += strspn(q, " \t");
+		const char *digits = q + (*q == '-' || *q == '+');
+		int base = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') ? 16 : 10;
+		errno = 0;
+		char *end;
+		long long parsed = strtoll(q, &end, base);
+		if (end == q)
+			break;
+		if (errno == ERANGE)
+			parsed = parsed < 0 ? INT64_MIN : INT64_MAX;
+		/* Trust the text only where libconfig cannot hold the value. */
+		if (parsed > INT32_MAX || parsed < INT32_MIN)
+			v = parsed;
+		break;
+	}
+	free(p);
+	free(file);
+	return v;
+}
+
+/* libconfig's "duplicate setting name" does not say which: the name is the first word of
+ * the line it points at. Copies it into key (size n), or leaves key empty. */
+static void duplicate_name(const char *file, int line, char *key, size_t n)
+{
+	char *text = source_line(file, line);
+	key[0] = '\0';
+	if (!text)
+		return;
+	const char *p = text + strspn(text, " \t");
+	size_t len = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                       "0123456789_-*");
+	if (len > 0 && len < n && !isdigit((unsigned char)p[0]) && p[0] != '-') {
+		memcpy(key, p, len);
+		key[len] = '\0';
+	}
+	free(text);
+}
+
+static const char *lc_type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a floating-point number";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	}
+	return "an unknown type";
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static void unknown_key(struct loader *L, const config_setting_t *s)
+{
+	const char *name = config_setting_name(s);
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	for (size_t i = 0; i < NKEYS; i++) {
+		size_t d = edit_distance(name, keys[i].name);
+		size_t d2 = edit_distance(name, keys[i].name + strlen("powervm_"));
+		if (d2 < d)
+			d = d2;
+		if (d < best_d) {
+			best_d = d;
+			best = keys[i].name;
+		}
+	}
+	if (best && best_d <= 3)
+		setting_problem(L, s, "unknown key; did you mean %s?", best);
+	else if (strncmp(name, "powervm_", 8) != 0)
+		setting_problem(L, s, "unknown key; every key starts with powervm_");
+	else
+		setting_problem(L, s, "unknown key");
+}
+
+static void *field(struct pvm_config *cfg, const struct pvm_config_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static int store_string(struct loader *L, const struct pvm_config_key *k, const char *v)
+{
+	if (k->offset == PVM_CONFIG_NO_FIELD)
+		return 0;
+	char **slot = field(L->cfg, k);
+	free(*slot);
+	*slot = strdup(v);
+	if (!*slot) {
+		L->oom = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void store_int(struct loader *L, const struct pvm_config_key *k, int64_t v)
+{
+	if (k->type == PVM_CONFIG_ENUM) {
+		int iv = (int)v;
+		memcpy(field(L->cfg, k), &iv, sizeof(iv));
+	} else {
+		memcpy(field(L->cfg, k), &v, sizeof(v));
+	}
+}
+
+static int enum_index(const struct pvm_config_key *k, const char *v)
+{
+	for (int i = 0; k->values[i]; i++)
+		if (strcmp(k->values[i], v) == 0)
+			return i;
+	return -1;
+}
+
+/* Pass 3: one top-level setting. Returns with L->bad[i] set when it had a problem. */
+static void check_setting(struct loader *L, const config_setting_t *s)
+{
+	const struct pvm_config_key *k = pvm_config_key_find(config_setting_name(s));
+	if (!k) {
+		unknown_key(L, s);
+		return;
+	}
+	size_t i = (size_t)(k - keys);
+	L->seen[i] = s;
+	L->bad[i] = true;
+	int t = config_setting_type(s);
+	if (k->type == PVM_CONFIG_INT) {
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			setting_problem(L, s, "wrong type: expected an integer, got %s",
+			                lc_type_name(t));
+			return;
+		}
+		int64_t v = config_setting_get_int64(s);
+		if (t == CONFIG_TYPE_INT)
+			v = source_int(L, s, v);
+		if (v < k->min || v > k->max) {
+			setting_problem(L, s,
+			                "out of range: %" PRId64 " is not in %" PRId64 "..%" PRId64,
+			                v, k->min, k->max);
+			return;
+		}
+		store_int(L, k, v);
+		L->bad[i] = false;
+		return;
+	}
+	if (t != CONFIG_TYPE_STRING) {
+		setting_problem(L, s, "wrong type: expected a string, got %s", lc_type_name(t));
+		return;
+	}
+	const char *v = config_setting_get_string(s);
+	char why[200];
+	if (!v || !*v) {
+		setting_problem(L, s, "empty value; remove the line to use the default");
+		return;
+	}
+	if (strlen(v) > MAX_STRING_VALUE) {
+		setting_problem(L, s, "value is longer than %d bytes", MAX_STRING_VALUE);
+		return;
+	}
+	if (k->type == PVM_CONFIG_ENUM) {
+		int idx = enum_index(k, v);
+		if (idx < 0) {
+			char list[160] = "";
+			for (int j = 0; k->values[j]; j++) {
+				size_t used = strlen(list);
+				snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "",
+				         k->values[j]);
+			}
+			if (k->secret)
+				setting_problem(L, s, "bad value: expected one of %s", list);
+			else
+				setting_problem(L, s, "bad value \"%.40s\": expected one of %s", v,
+				                list);
+			return;
+		}
+		store_int(L, k, idx);
+		L->bad[i] = false;
+		return;
+	}
+	if (k->abs_path && v[0] != '/') {
+		if (k->secret)
+			setting_problem(L, s, "must be an absolute path (starting with /)");
+		else
+			setting_problem(L, s,
+			                "must be an absolute path (starting with /), not "
+			                "\"%.100s\"",
+			                v);
+		return;
+	}
+	if (k->abs_path && strlen(v) >= PATH_MAX) {
+		setting_problem(L, s, "path is longer than %d bytes", PATH_MAX - 1);
+		return;
+	}
+	if (k->check && k->check(v, why, sizeof(why)) != 0) {
+		setting_problem(L, s, "%s", why);
+		return;
+	}
+	if (store_string(L, k, v) == 0)
+		L->bad[i] = false;
+}
+
+static size_t key_index(const char *name)
+{
+	return (size_t)(pvm_config_key_find(name) - keys);
+}
+
+/* Reads the password file (already known to be an absolute path) into cfg->password. */
+static void read_password_file(struct loader *L, const config_setting_t *s, const char *path)
+{
+	char why[200];
+	int rc = pvm_check_private_file(path, (unsigned)geteuid(), why, sizeof(why));
+	if (rc == -ENOENT) {
+		setting_problem(L, s, "%s does not exist", path);
+		return;
+	}
+	if (rc != 0) {
+		setting_problem(L, s, "%s", why);
+		return;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	rc = pvm_read_file(path, MAX_PASSWORD_FILE, &text, &len);
+	if (rc == PVM_ETOOBIG) {
+		setting_problem(L, s, "%s is larger than %d bytes", path, MAX_PASSWORD_FILE);
+		return;
+	}
+	if (rc == PVM_ENOMEM) {
+		L->oom = 1;
+		return;
+	}
+	if (rc != 0) {
+		setting_problem(L, s, "cannot read %s: %s", path, pvm_strerror(rc));
+		return;
+	}
+	size_t alloc_len = len;
+	strip_newline(text, &len);
+	if (len == 0)
+		setting_problem(L, s, "%s is empty", path);
+	else if (strlen(text) != len)
+		setting_problem(L, s, "%s contains a NUL byte", path);
+	else {
+		L->cfg->password = text;
+		return;
+	}
+	explicit_bzero(text, alloc_len);
+	free(text);
+}
+
+static void decode_password(struct loader *L, const config_setting_t *s)
+{
+	const char *v = config_setting_get_string(s);
+	size_t len = 0;
+	int oom = 0;
+	char *pw = base64_decode(v, &len, &oom);
+	if (!pw) {
+		if (oom)
+			L->oom = 1;
+		else /* check_base64() let it through: cannot happen */
+			setting_problem(L, s, "is not valid base64 (value not shown)");
+		return;
+	}
+	size_t alloc_len = len;
+	strip_newline(pw, &len);
+	if (len == 0)
+		setting_problem(L, s, "decodes to an empty password");
+	else if (strlen(pw) != len)
+		setting_problem(L, s, "decodes to a password containing a NUL byte");
+	else {
+		L->cfg->password = pw;
+		return;
+	}
+	explicit_bzero(pw, alloc_len);
+	free(pw);
+}
+
+/* Pass 4: required keys, defaults, and the rules between keys. */
+static void finish(struct loader *L)
+{
+	struct pvm_config *cfg = L->cfg;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct pvm_config_key *k = &keys[i];
+		if (L->seen[i])
+			continue;
+		if (k->required)
+			problem(L, L->main_path, 0, k->name,
+			        "required key is missing (example: %s = %s;)", k->name, k->example);
+		if (!k->def || k->derived_default)
+			continue;
+		if (k->type == PVM_CONFIG_STRING)
+			store_string(L, k, k->def);
+		else if (k->type == PVM_CONFIG_INT)
+			store_int(L, k, strtoll(k->def, NULL, 10));
+		else
+			store_int(L, k, enum_index(k, k->def));
+	}
+
+	size_t sd = key_index("powervm_state_dir"), sk = key_index("powervm_secret_key_file");
+	if (!L->seen[sk] && !L->bad[sd] && cfg->state_dir) {
+		const char *dir = cfg->state_dir;
+		size_t dl = strlen(dir);
+		if (asprintf(&cfg->secret_key_file, "%s%ssecret.key", dir,
+		             dl && dir[dl - 1] == '/' ? "" : "/") < 0) {
+			cfg->secret_key_file = NULL;
+			L->oom = 1;
+		}
+	}
+
+	size_t im = key_index("powervm_journal_map_size_mb");
+	size_t ix = key_index("powervm_journal_max_size_mb");
+	if (!L->bad[im] && !L->bad[ix] && cfg->journal_max_size_mb < cfg->journal_map_size_mb) {
+		/* Point at the setting the operator wrote: max, or map when max is the default. */
+		const config_setting_t *at = L->seen[ix] ? L->seen[ix] : L->seen[im];
+		setting_problem(L, at,
+		                "powervm_journal_max_size_mb (%" PRId64
+		                "%s) must be at least powervm_journal_map_size_mb (%" PRId64 ")",
+		                cfg->journal_max_size_mb, L->seen[ix] ? "" : ", the default",
+		                cfg->journal_map_size_mb);
+	}
+
+	size_t ipf = key_index("powervm_password_file");
+	size_t ipe = key_index("powervm_password_encoded");
+	if (L->seen[ipf] && L->seen[ipe]) {
+		setting_problem(L, L->seen[ipe],
+		                "powervm_password_file and powervm_password_encoded are both set; "
+		                "keep one");
+	} else if (L->seen[ipf] && !L->bad[ipf]) {
+		read_password_file(L, L->seen[ipf], cfg->password_file);
+	} else if (L->seen[ipe] && !L->bad[ipe]) {
+		decode_password(L, L->seen[ipe]);
+	}
+}
+
+/* libconfig frees its strings without clearing them: wipe the secret ones first. */
+static void wipe_secrets(struct loader *L)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (!keys[i].secret || !L->seen[i] ||
+		    config_setting_type(L->seen[i]) != CONFIG_TYPE_STRING)
+			continue;
+		const char *v = config_setting_get_string(L->seen[i]);
+		if (v)
+			explicit_bzero((char *)v, strlen(v));
+	}
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+int pvm_config_load(const char *path, struct pvm_config **out, struct pvm_config_problems *problems)
+{
+	struct loader *L = calloc(1, sizeof(*L));
+	int rc = 0;
+	if (problems)
+		*problems = (struct pvm_config_problems){0};
+	*out = NULL;
+	if (!L)
+		return PVM_ENOMEM;
+	L->main_path = path;
+	config_init(&L->lc);
+
+	L->inc_dir = dir_of(path);
+	L->cfg = calloc(1, sizeof(*L->cfg));
+	if (!L->inc_dir || !L->cfg || !(L->cfg->path = strdup(path))) {
+		rc = PVM_ENOMEM;
+		goto out_free;
+	}
+
+	/* Pass 1: the main file, then its includes. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		rc = -errno;
+		problem(L, path, 0, "", "cannot open the configuration file: %s", strerror(-rc));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		problem(L, path, 0, "", "is not a regular file");
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		prescan(L, path, path, 1);
+	if (L->list.count || L->oom)
+		goto out_result;
+
+	/* Pass 2: parse. */
+	config_set_include_dir(&L->lc, L->inc_dir);
+	if (config_read_file(&L->lc, path) != CONFIG_TRUE) {
+		if (config_error_type(&L->lc) == CONFIG_ERR_FILE_IO) {
+			rc = -EIO;
+			problem(L, path, 0, "", "cannot read the configuration file");
+		} else {
+			char *file = source_file(L, config_error_file(&L->lc));
+			const char *text = config_error_text(&L->lc);
+			char key[64] = "";
+			if (text && strcmp(text, "duplicate setting name") == 0)
+				duplicate_name(file, config_error_line(&L->lc), key, sizeof(key));
+			problem(L, file ? file : path, config_error_line(&L->lc), key, "%s",
+			        key[0] ? "set more than once"
+			        : text ? text
+			               : "syntax error");
+			free(file);
+		}
+		goto out_result;
+	}
+
+	/* Passes 3 and 4. */
+	config_setting_t *root = config_root_setting(&L->lc);
+	for (int i = 0; i < config_setting_length(root); i++)
+		check_setting(L, config_setting_get_elem(root, i));
+	finish(L);
+	wipe_secrets(L);
+
+out_result:
+	if (L->oom) {
+		rc = PVM_ENOMEM;
+	} else if (L->list.count) {
+		if (rc == 0)
+			rc = PVM_ECONFIG;
+	} else {
+		*out = L->cfg;
+		L->cfg = NULL;
+	}
+	if (problems && rc != 0 && rc != PVM_ENOMEM) {
+		*problems = L->list;
+		L->list = (struct pvm_config_problems){0};
+	}
+out_free:
+	config_destroy(&L->lc);
+	pvm_config_free(L->cfg);
+	pvm_config_problems_free(&L->list);
+	free(L->inc_dir);
+	free(L);
+	return rc;
+}
+
+void pvm_config_free(struct pvm_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == PVM_CONFIG_STRING && keys[i].offset != PVM_CONFIG_NO_FIELD)
+			free(*(char **)field(cfg, &keys[i]));
+	if (cfg->password) {
+		explicit_bzero(cfg->password, strlen(cfg->password));
+		free(cfg->password);
+	}
+	free(cfg->path);
+	free(cfg);
+}
+
+void pvm_config_problems_free(struct pvm_config_problems *p)
+{
+	if (!p)
+		return;
+	free(p->items);
+	p->items = NULL;
+	p->count = 0;
+}
+
+void pvm_config_problems_print(const struct pvm_config_problems *p, void *f)
+{
+	FILE *fp = f;
+	for (size_t i = 0; p && i < p->count; i++) {
+		const struct pvm_config_problem *q = &p->items[i];
+		fputs(q->file[0] ? q->file : "powervmd", fp);
+		if (q->line > 0)
+			fprintf(fp, ":%d", q->line);
+		fputs(": ", fp);
+		if (q->key[0])
+			fprintf(fp, "%s: ", q->key);
+		fprintf(fp, "%s\n", q->message);
+	}
+}
