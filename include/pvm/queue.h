@@ -171,16 +171,16 @@ int pvm_queue_next_due(struct pvm_queue *q, int64_t *due_ms);
  * keep their value. Use pvm_op_update_init() to fill the defaults. */
 struct pvm_op_update {
 	uint64_t id;
-	int expect_state;             /* PVM_KEEP, or the state the caller believes it is in:
+	int expect_state; /* PVM_KEEP, or the state the caller believes it is in:
 				    PVM_ETRANSITION when it is not */
-	int new_state;                /* PVM_KEEP or enum pvm_op_state: checked by the table */
-	int direction;                /* PVM_KEEP or enum pvm_op_dir */
-	int32_t step;                 /* PVM_KEEP or the new current step (resets attempts) */
-	int64_t due_ms; /* PVM_KEEP or when it is due next. An operation left running or
+	int new_state;    /* PVM_KEEP or enum pvm_op_state: checked by the table */
+	int direction;    /* PVM_KEEP or enum pvm_op_dir */
+	int32_t step;     /* PVM_KEEP or the new current step (resets attempts) */
+	int64_t due_ms;   /* PVM_KEEP or when it is due next. An operation left running or
 			   reverting is released for a worker to claim at due_ms only when
 			   due_ms is set; without it the caller keeps it (e.g. an intent
 			   committed in the middle of a step) */
-	int32_t progress;             /* PVM_KEEP or 0..100 */
+	int32_t progress; /* PVM_KEEP or 0..100 */
 	const json_t *checkpoint_set; /* object: keys set (replacing) in op->checkpoints */
 	const json_t *signals_set;    /* object: keys set in op->signals (null value deletes) */
 	const json_t *result;         /* replaces op->result */
