@@ -439,6 +439,11 @@ static int change_state(struct pvm_queue *q, MDB_txn *txn, struct pvm_op *op, en
 		return rc;
 	if (to == PVM_OP_RUNNING && !op->started_ms)
 		op->started_ms = now;
+	/* Entering running or reverting, a worker holds it: it is nobody else's to claim
+	 * (apply_update lists it again when the update releases it with a due time). */
+	if ((to == PVM_OP_RUNNING || to == PVM_OP_REVERTING) && op->listed &&
+	    (rc = set_listed(q, txn, op, false, op->due_ms)))
+		return rc;
 
 	bool finished = to == PVM_OP_SUCCEEDED || to == PVM_OP_FAILED || to == PVM_OP_CANCELLED;
 	if (finished) {
@@ -502,13 +507,20 @@ static size_t high_water(struct pvm_queue *q)
 	return ((size_t)info.me_last_pgno + 1) * q->page_size;
 }
 
-/* Pages on the free list (reusable), counted only near the map's maximum. */
-static size_t free_bytes(struct pvm_queue *q, MDB_txn *txn)
+/* Pages on the free list (reusable), counted only near the map's maximum. LMDB opens no
+ * cursor on the free list in a write transaction, so this reads the last committed one
+ * (MDB_NOTLS lets the committer hold both). */
+static size_t free_bytes(struct pvm_queue *q)
 {
+	MDB_txn *txn;
 	MDB_cursor *c;
 	size_t pages = 0;
-	if (mdb_cursor_open(txn, 0, &c))
+	if (mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn))
 		return 0;
+	if (mdb_cursor_open(txn, 0, &c)) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
 	MDB_val key, val;
 	int rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
 	while (rc == 0) {
@@ -520,6 +532,7 @@ static size_t free_bytes(struct pvm_queue *q, MDB_txn *txn)
 		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
 	return pages * q->page_size;
 }
 
@@ -531,14 +544,14 @@ static size_t reserve_bytes(const struct pvm_queue *q)
 
 /* Submissions are refused when the map may not grow and what is in use leaves less than
  * the reserve. */
-static bool submissions_full(struct pvm_queue *q, MDB_txn *txn)
+static bool submissions_full(struct pvm_queue *q)
 {
 	if (q->map_size < q->map_max)
 		return false;
 	size_t hw = high_water(q);
 	if (hw + reserve_bytes(q) < q->map_max)
 		return false;
-	size_t fb = free_bytes(q, txn);
+	size_t fb = free_bytes(q);
 	size_t used = hw > fb ? hw - fb : 0;
 	return used + reserve_bytes(q) >= q->map_max;
 }
@@ -907,7 +920,7 @@ static int submit_one(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op_sub
 		if (rc != MDB_NOTFOUND)
 			return lmdb_err(rc, "get idem");
 	}
-	if (submissions_full(q, txn))
+	if (submissions_full(q))
 		return PVM_EFULL;
 
 	struct pvm_op *op = pvm_op_new();
@@ -1109,6 +1122,13 @@ out:
 int pvm_queue_update(struct pvm_queue *q, const struct pvm_op_update *u)
 {
 	if (u->new_state != PVM_KEEP && (u->new_state < 0 || u->new_state >= PVM_OP_STATE_COUNT))
+		return PVM_EINVAL;
+	if (u->progress != PVM_KEEP && (u->progress < 0 || u->progress > 100))
+		return PVM_EINVAL;
+	if (u->direction != PVM_KEEP && u->direction != PVM_DIR_FORWARD &&
+	    u->direction != PVM_DIR_REVERT)
+		return PVM_EINVAL;
+	if (u->step != PVM_KEEP && u->step < 0)
 		return PVM_EINVAL;
 	if (u->checkpoint_set && !json_is_object(u->checkpoint_set))
 		return PVM_EINVAL;
@@ -1491,10 +1511,14 @@ int pvm_queue_get_secrets(struct pvm_queue *q, uint64_t id, json_t **out)
 	rc = mdb_get(txn, q->dbi[D_SECRETS], &key, &val);
 	char *plain = NULL;
 	size_t plen = 0;
-	if (rc == 0)
+	if (rc == 0) {
 		rc = pvm_secret_unseal(q->key, id, val.mv_data, val.mv_size, &plain, &plen);
-	else
-		rc = rc == MDB_NOTFOUND ? PVM_ENOSECRET : lmdb_err(rc, "get secret");
+	} else if (rc == MDB_NOTFOUND) {
+		MDB_val oval;
+		rc = mdb_get(txn, q->dbi[D_OPS], &key, &oval) == 0 ? PVM_ENOSECRET : PVM_ENOTFOUND;
+	} else {
+		rc = lmdb_err(rc, "get secret");
+	}
 	read_end(q, txn);
 	if (rc)
 		return rc;
@@ -1567,8 +1591,10 @@ int pvm_queue_list(struct pvm_queue *q, const struct pvm_queue_filter *fin, stru
 	MDB_val key = {start_len, start}, val;
 	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
 	while (rc == 0) {
-		if (key.mv_size != id_off + 8 || memcmp(key.mv_data, start, prefix) != 0)
+		if (key.mv_size != id_off + 8 || memcmp(key.mv_data, start, prefix) != 0) {
+			rc = MDB_NOTFOUND; /* past the filter's range: done */
 			break;
+		}
 		uint64_t id = get_be64((unsigned char *)key.mv_data + id_off);
 		struct pvm_op *op = NULL;
 		int lrc = d == D_OPS ? pvm_rec_decode(id, val.mv_data, val.mv_size, &op)
@@ -1951,10 +1977,8 @@ static int open_dbis(struct pvm_queue *q)
 		mdb_txn_abort(txn);
 		return lmdb_err(rc, "format marker");
 	}
-	if (q->read_only) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
+	/* Committed even when read-only: LMDB keeps database handles only from a transaction
+	 * that commits. */
 	rc = mdb_txn_commit(txn);
 	return lmdb_err(rc, "commit open");
 }

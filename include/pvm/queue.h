@@ -103,14 +103,15 @@ json_t *pvm_op_to_json(const struct pvm_op *op);
 struct pvm_queue;
 
 struct pvm_queue_opts {
-	const char *dir;             /* state directory: created 0700 if missing (not read_only) */
-	const char *secret_key_file; /* 32-byte key file, mode 0600; NULL refuses secret params */
-	bool create_key;             /* create secret_key_file (0600, random) when missing */
-	size_t map_size;             /* initial map size in bytes (0: 64 MiB) */
-	size_t map_size_max;         /* the map never grows past this (0: 4 GiB) */
-	int64_t retention_ms;        /* finished ops older than this are purged (0: 7 days) */
-	bool read_only;              /* powervmctl: no writes, no recovery, no committer */
-	bool recover;                /* return operations left running to queued at open */
+	const char *dir; /* state directory: created 0700 if missing (not read_only) */
+	const char *
+	        secret_key_file; /* key file (64 hex digits or 32 raw bytes), mode 0600; NULL refuses secret params */
+	bool create_key;      /* create secret_key_file (0600, random) when missing */
+	size_t map_size;      /* initial map size in bytes (0: 64 MiB) */
+	size_t map_size_max;  /* the map never grows past this (0: 4 GiB) */
+	int64_t retention_ms; /* finished ops older than this are purged (0: 7 days) */
+	bool read_only;       /* powervmctl: no writes, no recovery, no committer */
+	bool recover;         /* return operations left running to queued at open */
 };
 
 /* Opens (creating if needed) the journal in opts->dir.
@@ -197,7 +198,7 @@ void pvm_op_update_init(struct pvm_op_update *u, uint64_t id);
  * from its instance's line and makes the next operation of that instance due. */
 int pvm_queue_update(struct pvm_queue *q, const struct pvm_op_update *u);
 
-/* Control: cancel. A queued operation becomes cancelled at once; an active one gets the
+/* Control: cancel. A queued operation that never started becomes cancelled at once; an active one gets the
  * cancel mark (and, when waiting, becomes due now) for its next step to act on.
  * PVM_ETRANSITION for a finished one. *state_out (optional) receives the state after. */
 int pvm_queue_cancel(struct pvm_queue *q, uint64_t id, enum pvm_op_state *state_out);
