@@ -113,6 +113,8 @@ struct pvm_queue {
 	bool running;
 	pthread_t committer;
 
+	uint64_t generation;      /* guarded by mu; bumped after every committed batch */
+	pthread_cond_t change_cv; /* broadcast with every generation */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_requests;
 };
@@ -686,7 +688,9 @@ static void *committer_main(void *arg)
 				batch[i]->done = true;
 			}
 		}
+		q->generation++;
 		pthread_cond_broadcast(&q->done_cv);
+		pthread_cond_broadcast(&q->change_cv);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return NULL;
@@ -2092,6 +2096,7 @@ int pvm_queue_open(const struct pvm_queue_opts *opts, struct pvm_queue **out)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->work_cv, &ca);
+	pthread_cond_init(&q->change_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&q->done_cv, NULL);
 	if (!q->dir) {
@@ -2187,6 +2192,30 @@ fail:
 	return rc;
 }
 
+uint64_t pvm_queue_generation(struct pvm_queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	uint64_t g = q->generation;
+	pthread_mutex_unlock(&q->mu);
+	return g;
+}
+
+uint64_t pvm_queue_wait_change(struct pvm_queue *q, uint64_t gen, int timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ns = ts.tv_nsec + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_mutex_lock(&q->mu);
+	while (q->generation == gen && !q->stopping && q->running)
+		if (pthread_cond_timedwait(&q->change_cv, &q->mu, &ts) == ETIMEDOUT)
+			break;
+	uint64_t g = q->generation;
+	pthread_mutex_unlock(&q->mu);
+	return g;
+}
+
 size_t pvm_queue_recovered(const struct pvm_queue *q)
 {
 	return q->recovered;
@@ -2200,6 +2229,7 @@ void pvm_queue_close(struct pvm_queue *q)
 		pthread_mutex_lock(&q->mu);
 		q->stopping = true;
 		pthread_cond_signal(&q->work_cv);
+		pthread_cond_broadcast(&q->change_cv);
 		pthread_mutex_unlock(&q->mu);
 		pthread_join(q->committer, NULL);
 		q->running = false;
@@ -2222,6 +2252,7 @@ void pvm_queue_close(struct pvm_queue *q)
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->work_cv);
 	pthread_cond_destroy(&q->done_cv);
+	pthread_cond_destroy(&q->change_cv);
 	free(q->dir);
 	free(q);
 }

@@ -124,6 +124,12 @@ struct pvm_queue_opts {
 int pvm_queue_open(const struct pvm_queue_opts *opts, struct pvm_queue **out);
 /* Stops the committer after its last batch and closes the environment. NULL is a no-op. */
 void pvm_queue_close(struct pvm_queue *q);
+/* A counter bumped after every committed write batch (0 for a read-only queue): the
+ * engine and long-polls wait on it instead of polling the journal. */
+uint64_t pvm_queue_generation(struct pvm_queue *q);
+/* Waits until the generation differs from gen, or timeout_ms passes, or the queue closes.
+ * Returns the generation then. */
+uint64_t pvm_queue_wait_change(struct pvm_queue *q, uint64_t gen, int timeout_ms);
 /* Number of operations recovery returned to due at open. */
 size_t pvm_queue_recovered(const struct pvm_queue *q);
 

@@ -3210,6 +3210,43 @@ static void bump_version(unsigned char *v, size_t n)
 		v[12 + i] = (unsigned char)(crc >> (8 * i));
 }
 
+/* ---- generation: what the engine and long-polls wait on ---- */
+
+struct gen_arg {
+	struct pvm_queue *q;
+	uint64_t seen;
+	uint64_t after;
+	int64_t waited_ns;
+};
+
+static void *gen_waiter(void *p)
+{
+	struct gen_arg *a = p;
+	int64_t t0 = pvm_mono_ns();
+	a->after = pvm_queue_wait_change(a->q, a->seen, 30000 * pvm_test_scale());
+	a->waited_ns = pvm_mono_ns() - t0;
+	return NULL;
+}
+
+static void test_queue_generation_wakes_waiters(void **state)
+{
+	struct fx *f = *state;
+	uint64_t g0 = pvm_queue_generation(f->q);
+	/* nothing committed: a wait times out with the same generation */
+	int64_t t0 = pvm_mono_ns();
+	assert_int_equal(pvm_queue_wait_change(f->q, g0, 50), g0);
+	assert_true(pvm_mono_ns() - t0 >= 45 * 1000000LL);
+	/* a commit from another thread wakes a waiter long before its timeout */
+	struct gen_arg a = {.q = f->q, .seen = g0};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, gen_waiter, &a), 0);
+	sub_alone(f->q);
+	pthread_join(t, NULL);
+	assert_true(a.after > g0);
+	assert_true(a.waited_ns < 20000LL * 1000000LL * pvm_test_scale());
+	assert_true(pvm_queue_generation(f->q) > g0);
+}
+
 int main(void)
 {
 	pvm_log_setup("test_queue", PVM_LOG_STDERR,
@@ -3258,6 +3295,7 @@ int main(void)
 	        T(test_queue_list_filters),
 	        T(test_queue_stats),
 	        T(test_queue_read_only_next_to_writer),
+	        T(test_queue_generation_wakes_waiters),
 	        T_CLOSED(test_queue_read_only_follows_map_growth),
 #undef T
 #undef T_CLOSED
