@@ -20,8 +20,11 @@ uint32_t pvm_crc32c(uint32_t crc, const void *buf, size_t n);
  * The header layout never changes; the body's schema is what the version numbers. */
 #define PVM_REC_HDR 16
 
-/* Encodes op into a heap buffer. Returns 0 or PVM_ENOMEM. */
-int pvm_rec_encode(const struct pvm_op *op, void **out, size_t *len);
+/* Encodes op into a heap buffer. params_text (params_len bytes), when not NULL, is
+ * op->params already serialized as compact JSON (by a submitter's thread, to keep that work
+ * off the committer). Returns 0 or PVM_ENOMEM. */
+int pvm_rec_encode(const struct pvm_op *op, const char *params_text, size_t params_len, void **out,
+                   size_t *len);
 /* Decodes a record. PVM_ECORRUPT (bad magic, length, checksum, or body), PVM_EVERSION (a
  * newer format than this build reads), or 0 with a new *out (id set from the key). */
 int pvm_rec_decode(uint64_t id, const void *buf, size_t len, struct pvm_op **out);

@@ -2,7 +2,7 @@
  *
  * DESIGN
  * One LMDB environment in the state directory, opened with full sync. Named databases:
- *   meta        "format", "next_id", "next_seq"
+ *   meta        "format", "next_id" (ids, and places in line after an operator retry)
  *   ops         id(8, big endian)              -> record (record.c)
  *   due         due_ms(8) id(8)                -> ""   operations free to be claimed
  *   line        instance(36) seq(8)            -> id   each instance's active operations
@@ -19,8 +19,10 @@
  * Writes: every write is a request handed to one committer thread ("pvm-journal"). It takes
  * all pending requests, runs each in a nested transaction of one write transaction and
  * commits once (group commit): concurrent submitters and step results share one sync, and
- * nobody waits for a sync that does not include them. A request that fails aborts only its
- * nested transaction. Reads use read transactions in the caller's thread.
+ * nobody waits for a sync that does not include them. A request that fails softly (a
+ * conflict, an illegal transition) does so before it writes; one that fails hard makes the
+ * batch run again with a nested transaction per request, so one caller's error never undoes
+ * another's (run_txn). Reads use read transactions in the caller's thread.
  *
  * Map growth: the map starts at opts.map_size and doubles when the high-water mark passes
  * 75% of it, up to opts.map_size_max. Near the maximum, new submissions are refused
@@ -84,8 +86,10 @@ struct req {
 	apply_fn apply;
 	void *arg;
 	int rc;
-	bool done;  /* guarded by q->mu */
-	bool async; /* nobody waits: the committer frees it */
+	bool done;         /* guarded by q->mu */
+	bool async;        /* nobody waits: the committer frees it */
+	bool isolate;      /* always in its own nested transaction (all-or-nothing batches) */
+	pthread_cond_t cv; /* signalled when done (waits with q->mu) */
 	struct req *next;
 };
 
@@ -107,13 +111,13 @@ struct pvm_queue {
 	pthread_rwlock_t rw;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;                  /* committer waits for requests */
-	pthread_cond_t done_cv;                  /* requesters wait for done */
 	struct req *pending_head, *pending_tail; /* guarded by mu */
 	bool stopping;                           /* guarded by mu */
 	bool running;
 	pthread_t committer;
 
-	uint64_t generation;      /* guarded by mu; bumped after every committed batch */
+	uint64_t next_id;    /* committer only: the next id; persisted in meta once per batch */
+	uint64_t generation; /* guarded by mu; bumped after every committed batch */
 	pthread_cond_t change_cv; /* broadcast with every generation */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_requests;
@@ -140,8 +144,14 @@ static uint64_t due_key_time(int64_t ms)
 	return ms < 0 ? 0 : (uint64_t)ms;
 }
 
+/* Set by lmdb_err() on the committer thread when LMDB failed inside a write transaction,
+ * which LMDB then refuses to commit. */
+static _Thread_local bool txn_poisoned;
+
 static int lmdb_err(int rc, const char *what)
 {
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		txn_poisoned = true;
 	switch (rc) {
 	case 0:
 		return 0;
@@ -216,11 +226,12 @@ static int load_op(struct pvm_queue *q, MDB_txn *txn, uint64_t id, struct pvm_op
 	return rc;
 }
 
-static int store_op(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op *op)
+static int store_op_text(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op *op,
+                         const char *params_text, size_t params_len)
 {
 	void *buf;
 	size_t len;
-	int rc = pvm_rec_encode(op, &buf, &len);
+	int rc = pvm_rec_encode(op, params_text, params_len, &buf, &len);
 	if (rc)
 		return rc;
 	if (len > MAX_RECORD) {
@@ -233,6 +244,11 @@ static int store_op(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op *op)
 	rc = mdb_put(txn, q->dbi[D_OPS], &key, &val, 0);
 	free(buf);
 	return lmdb_err(rc, "put op");
+}
+
+static int store_op(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op *op)
+{
+	return store_op_text(q, txn, op, NULL, 0);
 }
 
 static int put_empty(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen)
@@ -266,23 +282,31 @@ static void inst_key(unsigned char k[44], const char *inst, uint64_t v)
 	be64(k + PVM_UUID_LEN, v);
 }
 
-static int meta_next(struct pvm_queue *q, MDB_txn *txn, const char *name, uint64_t *out)
+/* Takes the next id (also used for places in line after a retry). The committer owns the
+ * counter; run_txn() persists it with each batch and rolls it back with an aborted one. */
+static uint64_t next_id(struct pvm_queue *q)
 {
-	MDB_val key = {strlen(name), (void *)name}, val;
-	uint64_t v = 1;
+	return q->next_id++;
+}
+
+static int load_next_id(struct pvm_queue *q, MDB_txn *txn)
+{
+	MDB_val key = {7, "next_id"}, val;
 	int rc = mdb_get(txn, q->dbi[D_META], &key, &val);
+	q->next_id = 1;
 	if (rc == 0 && val.mv_size == 8)
-		v = get_be64(val.mv_data);
-	else if (rc != MDB_NOTFOUND && rc != 0)
-		return lmdb_err(rc, "get meta");
-	unsigned char nb[8];
-	be64(nb, v + 1);
-	MDB_val nv = {8, nb};
-	rc = mdb_put(txn, q->dbi[D_META], &key, &nv, 0);
-	if (rc)
-		return lmdb_err(rc, "put meta");
-	*out = v;
+		q->next_id = get_be64(val.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return lmdb_err(rc, "get next_id");
 	return 0;
+}
+
+static int save_next_id(struct pvm_queue *q, MDB_txn *txn)
+{
+	unsigned char nb[8];
+	be64(nb, q->next_id);
+	MDB_val key = {7, "next_id"}, val = {8, nb};
+	return lmdb_err(mdb_put(txn, q->dbi[D_META], &key, &val, 0), "put next_id");
 }
 
 /* ---- due listing and instance lines --------------------------------------------------- */
@@ -373,13 +397,13 @@ static int promote_head(struct pvm_queue *q, MDB_txn *txn, const char *inst, int
 	return PVM_EJOURNAL;
 }
 
-static int line_put(struct pvm_queue *q, MDB_txn *txn, struct pvm_op *op)
+/* Puts op at the end of its instance's line. Its place: its id when it is new (ids grow
+ * with arrival), a fresh number from the same counter when an operator retries it. */
+static int line_put(struct pvm_queue *q, MDB_txn *txn, struct pvm_op *op, bool fresh)
 {
 	if (!op->instance_uuid[0])
 		return 0;
-	int rc = meta_next(q, txn, "next_seq", &op->line_seq);
-	if (rc)
-		return rc;
+	op->line_seq = fresh ? op->id : next_id(q);
 	unsigned char k[44], v[8];
 	inst_key(k, op->instance_uuid, op->line_seq);
 	be64(v, op->id);
@@ -471,7 +495,8 @@ static int change_state(struct pvm_queue *q, MDB_txn *txn, struct pvm_op *op, en
 		/* Operator retry: back in line at its end, from the first step. */
 		unsigned char fk[16];
 		pair_key(fk, (uint64_t)op->finished_ms, op->id);
-		if ((rc = del_key(txn, q->dbi[D_FIN], fk, 16)) || (rc = line_put(q, txn, op)))
+		if ((rc = del_key(txn, q->dbi[D_FIN], fk, 16)) ||
+		    (rc = line_put(q, txn, op, false)))
 			return rc;
 		op->finished_ms = 0;
 		op->step = 0;
@@ -577,38 +602,79 @@ static int grow_map(struct pvm_queue *q, const char *why)
 	return 0;
 }
 
-/* Runs a batch of requests in one synced write transaction. */
-static void run_batch(struct pvm_queue *q, struct req **batch, size_t n)
+/* Errors a request returns before it writes anything: its batch goes on without it. */
+static bool soft_error(int rc)
 {
-	for (int attempt = 0; attempt < 16; attempt++) {
-		MDB_txn *txn;
-		int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
-		if (rc) {
-			rc = lmdb_err(rc, "begin write");
-			for (size_t i = 0; i < n; i++)
-				batch[i]->rc = rc;
-			return;
-		}
-		bool want_grow = false;
-		for (size_t i = 0; i < n; i++) {
+	return rc == PVM_ECONFLICT || rc == PVM_ETRANSITION || rc == PVM_ENOTFOUND ||
+	       rc == PVM_EEXIST || rc == PVM_ENOSECRET || rc == PVM_EINVAL || rc == PVM_ECORRUPT ||
+	       rc == PVM_EVERSION || rc == PVM_EFULL;
+}
+
+/* Applies every request of the batch in one write transaction and commits it (one sync).
+ * Fast path (nested = false): requests write straight into the transaction, which is safe
+ * because a request fails softly only before its first write; a request that fails hard
+ * (an LMDB error, which poisons the transaction, or any other error) makes the caller run
+ * the batch again with nested = true, where each request has its own nested transaction
+ * (LMDB allocates megabytes for each, so that is the slow path). Requests marked isolate
+ * always get a nested transaction. Returns 0 or the commit's code; *hard tells that the
+ * fast path must be abandoned. */
+static int run_txn(struct pvm_queue *q, struct req **batch, size_t n, bool nested, bool *hard)
+{
+	MDB_txn *txn;
+	*hard = false;
+	uint64_t id0 = q->next_id;
+	int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct req *r = batch[i];
+		if (nested || r->isolate) {
 			MDB_txn *child;
 			rc = mdb_txn_begin(q->env, txn, 0, &child);
 			if (rc) {
-				batch[i]->rc = lmdb_err(rc, "begin nested");
+				r->rc = lmdb_err(rc, "begin nested");
 				continue;
 			}
-			batch[i]->rc = batch[i]->apply(q, child, batch[i]);
-			if (batch[i]->rc == 0) {
-				rc = mdb_txn_commit(child);
-				if (rc)
-					batch[i]->rc = lmdb_err(rc, "commit nested");
-			} else {
+			txn_poisoned = false;
+			r->rc = r->apply(q, child, r);
+			if (r->rc == 0 && (rc = mdb_txn_commit(child)))
+				r->rc = lmdb_err(rc, "commit nested");
+			else if (r->rc)
 				mdb_txn_abort(child);
-			}
-			if (batch[i]->rc == PVM_EFULL && q->map_size < q->map_max)
-				want_grow = true;
+			continue;
 		}
-		rc = mdb_txn_commit(txn);
+		txn_poisoned = false;
+		r->rc = r->apply(q, txn, r);
+		if (r->rc && (txn_poisoned || !soft_error(r->rc))) {
+			mdb_txn_abort(txn);
+			q->next_id = id0;
+			*hard = true;
+			return 0;
+		}
+	}
+	if (q->next_id != id0 && (rc = save_next_id(q, txn))) {
+		mdb_txn_abort(txn);
+		q->next_id = id0;
+		return rc == PVM_EFULL ? MDB_MAP_FULL : MDB_PANIC;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		q->next_id = id0;
+	return rc;
+}
+
+/* Runs a batch of requests in one synced write transaction; every request gets its rc. */
+static void run_batch(struct pvm_queue *q, struct req **batch, size_t n)
+{
+	struct req *again[MAX_BATCH];
+	bool nested = false;
+	for (int attempt = 0; attempt < 16; attempt++) {
+		bool hard = false;
+		int rc = run_txn(q, batch, n, nested, &hard);
+		if (hard) {
+			nested = true;
+			continue;
+		}
 		if (rc == MDB_MAP_FULL && grow_map(q, "a commit did not fit") == 0)
 			continue;
 		if (rc) {
@@ -619,17 +685,18 @@ static void run_batch(struct pvm_queue *q, struct req **batch, size_t n)
 		}
 		atomic_fetch_add(&q->commits, 1);
 		atomic_fetch_add(&q->commit_requests, n);
-		if (high_water(q) > q->map_size / 4 * 3)
-			want_grow = true;
-		if (!want_grow || grow_map(q, "75% in use") != 0)
-			return;
-		/* The map grew: run again the requests that did not fit. */
+		bool want_grow = high_water(q) > q->map_size / 4 * 3;
 		size_t m = 0;
 		for (size_t i = 0; i < n; i++)
-			if (batch[i]->rc == PVM_EFULL)
-				batch[m++] = batch[i];
-		if (m == 0)
+			if (batch[i]->rc == PVM_EFULL && q->map_size < q->map_max) {
+				want_grow = true;
+				again[m++] = batch[i];
+			}
+		if (!want_grow || grow_map(q, "75% in use") != 0 || m == 0)
 			return;
+		/* The map grew: run again, in a copy of the list, the requests that did not fit
+		 * (the caller still holds the whole batch to mark it done). */
+		batch = again;
 		n = m;
 	}
 }
@@ -686,10 +753,10 @@ static void *committer_main(void *arg)
 				free(batch[i]);
 			} else {
 				batch[i]->done = true;
+				pthread_cond_signal(&batch[i]->cv);
 			}
 		}
 		q->generation++;
-		pthread_cond_broadcast(&q->done_cv);
 		pthread_cond_broadcast(&q->change_cv);
 	}
 	pthread_mutex_unlock(&q->mu);
@@ -703,9 +770,11 @@ static int run_request(struct pvm_queue *q, struct req *r)
 		return PVM_EPERM;
 	r->done = false;
 	r->next = NULL;
+	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_lock(&q->mu);
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->mu);
+		pthread_cond_destroy(&r->cv);
 		return PVM_ECLOSED;
 	}
 	if (q->pending_tail)
@@ -715,8 +784,9 @@ static int run_request(struct pvm_queue *q, struct req *r)
 	q->pending_tail = r;
 	pthread_cond_signal(&q->work_cv);
 	while (!r->done)
-		pthread_cond_wait(&q->done_cv, &q->mu);
+		pthread_cond_wait(&r->cv, &q->mu);
 	pthread_mutex_unlock(&q->mu);
+	pthread_cond_destroy(&r->cv);
 	return r->rc;
 }
 
@@ -829,6 +899,7 @@ static void quarantine_later(struct pvm_queue *q, uint64_t id, int why)
 	r->apply = apply_quarantine;
 	r->arg = a;
 	r->async = true;
+	r->isolate = true;
 	pthread_mutex_lock(&q->mu);
 	if (q->stopping || !q->running) {
 		pthread_mutex_unlock(&q->mu);
@@ -849,6 +920,8 @@ static void quarantine_later(struct pvm_queue *q, uint64_t id, int why)
 
 struct submit_arg {
 	const struct pvm_op_submit *s;
+	const char *params_text; /* s[0].params serialized by the submitter, or NULL */
+	size_t params_len;
 	size_t n;
 	uint64_t *ids;
 	bool existed;
@@ -895,7 +968,8 @@ static int check_submit(const struct pvm_queue *q, const struct pvm_op_submit *s
 }
 
 static int submit_one(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op_submit *s,
-                      bool allow_existing, uint64_t *id_out, bool *existed)
+                      const char *params_text, size_t params_len, bool allow_existing,
+                      uint64_t *id_out, bool *existed)
 {
 	int rc;
 	const char *key = s->idempotency_key && s->idempotency_key[0] ? s->idempotency_key : NULL;
@@ -931,8 +1005,7 @@ static int submit_one(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op_sub
 	if (!op)
 		return PVM_ENOMEM;
 	int64_t now = pvm_now_ms();
-	if ((rc = meta_next(q, txn, "next_id", &op->id)))
-		goto out;
+	op->id = next_id(q);
 	pvm_strlcpy(op->type, s->type, sizeof(op->type));
 	for (size_t i = 0; inst[i] && i < PVM_UUID_LEN; i++)
 		op->instance_uuid[i] =
@@ -946,19 +1019,18 @@ static int submit_one(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op_sub
 	op->created_ms = op->updated_ms = now;
 	op->due_ms = s->not_before_ms > now ? s->not_before_ms : now;
 	op->deadline_ms = s->deadline_ms;
+	/* A reference, not a copy: the submitter waits, unchanged params in hand, until the
+	 * batch is committed. */
 	json_decref(op->params);
-	op->params = json_deep_copy(s->params);
-	if (!op->params) {
-		rc = PVM_ENOMEM;
-		goto out;
-	}
+	op->params = json_incref((json_t *)s->params);
 	unsigned char k9[9], k44[44], k8[8];
 	state_key(k9, PVM_OP_QUEUED, op->id);
 	if ((rc = put_empty(txn, q->dbi[D_STATE], k9, 9)))
 		goto out;
 	if (op->instance_uuid[0]) {
 		inst_key(k44, op->instance_uuid, op->id);
-		if ((rc = put_empty(txn, q->dbi[D_INST], k44, 44)) || (rc = line_put(q, txn, op)))
+		if ((rc = put_empty(txn, q->dbi[D_INST], k44, 44)) ||
+		    (rc = line_put(q, txn, op, true)))
 			goto out;
 	}
 	if (key) {
@@ -989,7 +1061,7 @@ static int submit_one(struct pvm_queue *q, MDB_txn *txn, const struct pvm_op_sub
 	}
 	if ((rc = relist(q, txn, op, op->due_ms)))
 		goto out;
-	if ((rc = store_op(q, txn, op)))
+	if ((rc = store_op_text(q, txn, op, params_text, params_len)))
 		goto out;
 	*id_out = op->id;
 out:
@@ -1002,7 +1074,9 @@ static int apply_submit(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 	struct submit_arg *a = r->arg;
 	for (size_t i = 0; i < a->n; i++) {
 		bool existed = false;
-		int rc = submit_one(q, txn, &a->s[i], a->allow_existing, &a->ids[i], &existed);
+		int rc = submit_one(q, txn, &a->s[i], i == 0 ? a->params_text : NULL,
+		                    i == 0 ? a->params_len : 0, a->allow_existing, &a->ids[i],
+		                    &existed);
 		if (rc)
 			return rc;
 		a->existed = existed;
@@ -1017,9 +1091,19 @@ int pvm_queue_submit(struct pvm_queue *q, const struct pvm_op_submit *s, uint64_
 	if (rc)
 		return rc;
 	uint64_t id = 0;
-	struct submit_arg a = {.s = s, .n = 1, .ids = &id, .allow_existing = true};
+	/* Serialized here, in the submitter's thread, not in the committer's. */
+	char *text = json_dumps(s->params, JSON_COMPACT);
+	if (!text)
+		return PVM_ENOMEM;
+	struct submit_arg a = {.s = s,
+	                       .params_text = text,
+	                       .params_len = strlen(text),
+	                       .n = 1,
+	                       .ids = &id,
+	                       .allow_existing = true};
 	struct req r = {.apply = apply_submit, .arg = &a};
 	rc = run_request(q, &r);
+	free(text);
 	if (id_out && (rc == 0 || rc == PVM_ECONFLICT))
 		*id_out = id;
 	if (existed)
@@ -1036,7 +1120,7 @@ int pvm_queue_submit_many(struct pvm_queue *q, const struct pvm_op_submit *s, si
 			return rc;
 	}
 	struct submit_arg a = {.s = s, .n = n, .ids = ids_out, .allow_existing = false};
-	struct req r = {.apply = apply_submit, .arg = &a};
+	struct req r = {.apply = apply_submit, .arg = &a, .isolate = true};
 	return run_request(q, &r);
 }
 
@@ -1097,12 +1181,15 @@ static int apply_update(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 			goto out;
 		}
 	}
-	if ((u->error || u->error_code) && (rc = set_error(op, u->error, u->error_code)))
+	if ((u->error || u->error_code) && !(u->record_attempt && u->keep_error) &&
+	    (rc = set_error(op, u->error, u->error_code)))
 		goto out;
 	if (u->record_attempt) {
 		op->attempts++;
 		op->retries++;
-		history_add(op, now, "attempt failed", op->error_code, op->error);
+		history_add(op, now, "attempt failed",
+		            u->error_code ? u->error_code : op->error_code,
+		            u->error ? u->error : op->error);
 	}
 	op->flags = (op->flags | u->set_flags) & ~u->clear_flags;
 	if (u->new_state != PVM_KEEP && (rc = change_state(q, txn, op, u->new_state, now)))
@@ -1843,7 +1930,7 @@ int pvm_queue_verify(struct pvm_queue *q, size_t *problems)
 	read_end(q, txn);
 	for (size_t i = 0; !q->read_only && i < ndamaged; i++) {
 		struct quarantine_arg a = {.id = damaged[i]};
-		struct req r = {.apply = apply_quarantine, .arg = &a};
+		struct req r = {.apply = apply_quarantine, .arg = &a, .isolate = true};
 		run_request(q, &r);
 	}
 	free(damaged);
@@ -2098,7 +2185,6 @@ int pvm_queue_open(const struct pvm_queue_opts *opts, struct pvm_queue **out)
 	pthread_cond_init(&q->work_cv, &ca);
 	pthread_cond_init(&q->change_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&q->done_cv, NULL);
 	if (!q->dir) {
 		rc = PVM_ENOMEM;
 		goto fail;
@@ -2175,6 +2261,17 @@ int pvm_queue_open(const struct pvm_queue_opts *opts, struct pvm_queue **out)
 	}
 	if ((rc = open_dbis(q)))
 		goto fail;
+	if (!q->read_only) {
+		MDB_txn *txn;
+		if ((rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn))) {
+			rc = lmdb_err(rc, "begin");
+			goto fail;
+		}
+		rc = load_next_id(q, txn);
+		mdb_txn_abort(txn);
+		if (rc)
+			goto fail;
+	}
 	if (!q->read_only && opts->recover && (rc = recover(q)))
 		goto fail;
 	if (!q->read_only) {
@@ -2251,7 +2348,6 @@ void pvm_queue_close(struct pvm_queue *q)
 	pthread_rwlock_destroy(&q->rw);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->work_cv);
-	pthread_cond_destroy(&q->done_cv);
 	pthread_cond_destroy(&q->change_cv);
 	free(q->dir);
 	free(q);

@@ -126,9 +126,9 @@ struct pvm_op *pvm_op_dup(const struct pvm_op *op)
 }
 
 /* The body: every field of struct pvm_op but id (the key) and format_version (the header). */
-static json_t *body_json(const struct pvm_op *op)
+static json_t *body_json(const struct pvm_op *op, bool with_params)
 {
-	return json_pack(
+	json_t *b = json_pack(
 	        "{s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:i, s:I, s:I, s:I, s:i, s:I, s:I, "
 	        "s:I, s:I, s:I, s:I, s:I, s:b, s:O, s:O, s:O, s:O, s:O, s:s?, s:s?}",
 	        "type", op->type, "instance", op->instance_uuid, "key", op->idempotency_key, "req",
@@ -142,6 +142,9 @@ static json_t *body_json(const struct pvm_op *op)
 	        (json_int_t)op->line_seq, "listed", (int)op->listed, "params", op->params,
 	        "checkpoints", op->checkpoints, "signals", op->signals, "result", op->result,
 	        "history", op->history, "error", op->error, "error_code", op->error_code);
+	if (b && !with_params)
+		json_object_del(b, "params");
+	return b;
 }
 
 static void put_le16(unsigned char *p, uint16_t v)
@@ -161,23 +164,52 @@ static uint32_t get_le32(const unsigned char *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int pvm_rec_encode(const struct pvm_op *op, void **out, size_t *len)
+struct growbuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int grow_append(const char *buf, size_t n, void *arg)
 {
-	json_t *body = body_json(op);
+	struct growbuf *g = arg;
+	if (g->len + n > g->cap) {
+		size_t cap = g->cap * 2 > g->len + n ? g->cap * 2 : g->len + n + 1024;
+		unsigned char *np = realloc(g->p, cap);
+		if (!np)
+			return -1;
+		g->p = np;
+		g->cap = cap;
+	}
+	memcpy(g->p + g->len, buf, n);
+	g->len += n;
+	return 0;
+}
+
+int pvm_rec_encode(const struct pvm_op *op, const char *params_text, size_t params_len, void **out,
+                   size_t *len)
+{
+	json_t *body = body_json(op, params_text == NULL);
 	if (!body)
 		return PVM_ENOMEM;
-	size_t blen = json_dumpb(body, NULL, 0, JSON_COMPACT);
-	unsigned char *buf = malloc(PVM_REC_HDR + blen);
-	if (!buf) {
-		json_decref(body);
-		return PVM_ENOMEM;
-	}
-	if (json_dumpb(body, (char *)buf + PVM_REC_HDR, blen, JSON_COMPACT) != blen) {
-		json_decref(body);
-		free(buf);
-		return PVM_ENOMEM;
-	}
+	/* One pass: the body is dumped straight after the room kept for the header. */
+	struct growbuf g = {.p = malloc(2048), .len = PVM_REC_HDR, .cap = 2048};
+	int rc = g.p ? json_dump_callback(body, grow_append, &g, JSON_COMPACT) : -1;
 	json_decref(body);
+	if (rc == 0 && params_text) {
+		/* Params serialized by the submitter's thread: spliced in before the final '}'. */
+		g.len--;
+		rc = grow_append(",\"params\":", 10, &g);
+		if (rc == 0)
+			rc = grow_append(params_text, params_len, &g);
+		if (rc == 0)
+			rc = grow_append("}", 1, &g);
+	}
+	if (rc != 0) {
+		free(g.p);
+		return PVM_ENOMEM;
+	}
+	size_t blen = g.len - PVM_REC_HDR;
+	unsigned char *buf = g.p;
 	memcpy(buf, "PVMR", 4);
 	put_le16(buf + 4, PVM_QUEUE_RECORD_VERSION);
 	put_le16(buf + 6, 0);
@@ -186,7 +218,7 @@ int pvm_rec_encode(const struct pvm_op *op, void **out, size_t *len)
 	crc = pvm_crc32c(crc, buf + PVM_REC_HDR, blen);
 	put_le32(buf + 12, crc);
 	*out = buf;
-	*len = PVM_REC_HDR + blen;
+	*len = g.len;
 	return 0;
 }
 

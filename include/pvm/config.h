@@ -10,6 +10,10 @@
  * user, mode 0600 or stricter) or from powervm_password_encoded (base64: obfuscation only).
  * Its value is never logged, never printed in a problem, and kept only in cfg->password.
  *
+ * Credentials: whether a logon password and powervm_user are present is not checked by
+ * pvm_config_load() (the sample, and --check-config, accept a file without them); the daemon
+ * checks it at start-up with pvm_config_check_credentials().
+ *
  * Thread-safety: a loaded struct pvm_config is immutable and may be read by any thread.
  */
 #ifndef PVM_CONFIG_H
@@ -32,6 +36,15 @@ struct pvm_config {
 	char *user;           /* powervm_user */
 	char *password_file;  /* powervm_password_file, or NULL */
 	char *password;       /* from the file or the encoded value; NULL when neither */
+	bool file_logon;      /* powervm_file_logon: NovaLink local logon, token in a file */
+	char *token_dir;      /* powervm_token_dir: with file logon, the token file lies here */
+
+	/* connection to the REST server */
+	char *ca_file;             /* powervm_ca_file: PEM CA bundle, or NULL: the system's */
+	bool tls_verify;           /* powervm_tls_verify */
+	int64_t connect_timeout_s; /* powervm_connect_timeout_s */
+	int64_t request_timeout_s; /* powervm_request_timeout_s */
+	int64_t connect_retry_s;   /* powervm_connect_retry_s: start-up retries, 0: none */
 
 	/* state and journal */
 	char *state_dir;             /* powervm_state_dir */
@@ -39,6 +52,22 @@ struct pvm_config {
 	int64_t journal_map_size_mb; /* powervm_journal_map_size_mb */
 	int64_t journal_max_size_mb; /* powervm_journal_max_size_mb */
 	int64_t retention_hours;     /* powervm_retention_hours */
+
+	/* local API */
+	char *api_socket;           /* powervm_api_socket */
+	unsigned *api_allowed_uids; /* powervm_api_allowed_uids, resolved (no duplicates); NULL
+	                               when empty (root and the daemon's own user only) */
+	size_t n_api_allowed_uids;
+	int64_t api_max_body_kb; /* powervm_api_max_body_kb */
+
+	/* engine */
+	int64_t workers;          /* powervm_workers */
+	int64_t retry_base_ms;    /* powervm_retry_base_ms */
+	int64_t retry_max_ms;     /* powervm_retry_max_ms (>= retry_base_ms) */
+	int64_t job_poll_min_ms;  /* powervm_job_poll_min_ms */
+	int64_t job_poll_max_ms;  /* powervm_job_poll_max_ms (>= job_poll_min_ms) */
+	int64_t shutdown_grace_s; /* powervm_shutdown_grace_s */
+	bool enable_test_ops;     /* powervm_enable_test_ops: tests only, never in production */
 
 	/* logging */
 	enum pvm_log_level log_level;   /* powervm_log_level */
@@ -65,6 +94,7 @@ enum pvm_config_type {
 	PVM_CONFIG_STRING = 0, /* libconfig string */
 	PVM_CONFIG_INT,        /* libconfig integer, with or without the L suffix */
 	PVM_CONFIG_ENUM,       /* libconfig string, one of values[] */
+	PVM_CONFIG_BOOL,       /* libconfig boolean: true or false (stored as bool) */
 };
 
 struct pvm_config_key {
@@ -77,6 +107,7 @@ struct pvm_config_key {
 	bool required;             /* a missing key is a problem */
 	bool abs_path;             /* the value must be an absolute path */
 	bool secret;               /* the value is a secret: never echoed or logged */
+	bool allow_empty;          /* PVM_CONFIG_STRING: "" is a valid value */
 	const char *meaning;       /* one line */
 	const char *example;       /* a value as written in the file: "\"https://...\"", 64 */
 
@@ -93,7 +124,7 @@ struct pvm_config_key {
 const struct pvm_config_key *pvm_config_keys(size_t *n);
 /* Returns the entry of name, or NULL when name is not a key. */
 const struct pvm_config_key *pvm_config_key_find(const char *name);
-/* "string", "integer", "enum". */
+/* "string", "integer", "enum", "boolean". */
 const char *pvm_config_type_name(enum pvm_config_type type);
 
 /* Loads and validates path. On success returns 0 and *out. On failure returns PVM_ECONFIG
@@ -112,5 +143,14 @@ void pvm_config_problems_free(struct pvm_config_problems *p);
  * when the line is not known (a missing key) and "KEY: " when there is no key (a syntax
  * error). p may be NULL. */
 void pvm_config_problems_print(const struct pvm_config_problems *p, void *f);
+
+/* The credentials rule, checked by the daemon at start-up (not by pvm_config_load(), so
+ * that the sample and --check-config accept a file whose credentials are still commented
+ * out): powervm_user is required; without powervm_file_logon, a password
+ * (powervm_password_file or powervm_password_encoded) is required too. Each missing key is
+ * appended to *p (zeroed, or as pvm_config_load() left it) as a "required key is
+ * missing" problem naming the key and cfg->path. Returns 0 when both are present,
+ * PVM_ECONFIG when a problem was added, PVM_ENOMEM (nothing added). */
+int pvm_config_check_credentials(const struct pvm_config *cfg, struct pvm_config_problems *p);
 
 #endif

@@ -194,6 +194,8 @@ struct pvm_op_update {
 	const char *error;            /* sets the last error (message); with error_code */
 	const char *error_code;
 	bool record_attempt; /* counts an attempt (and a retry) and appends to history */
+	bool keep_error;     /* with record_attempt: the attempt's error goes to the history only,
+			   the operation keeps its error (undo retries after a failure) */
 	uint32_t set_flags;
 	uint32_t clear_flags;
 };

@@ -14,7 +14,11 @@
  *   3. Each top-level setting is checked against the table (unknown key, wrong type, out
  *      of range, bad value) and stored.
  *   4. finish(): missing required keys, defaults, and the rules between keys (password
- *      sources, journal sizes), then the password is read.
+ *      sources, ordered pairs of sizes and delays), then the password is read, the CA file
+ *      is checked and the API's allowed users are resolved.
+ *
+ * The credentials rule (a user, and a password unless file logon) is not part of loading:
+ * pvm_config_check_credentials() is the daemon's start-up check.
  *
  * Secrets (the password file's content, the encoded password) are never copied into a
  * problem, never logged, and wiped from memory when no longer needed.
@@ -31,12 +35,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_INCLUDE_DEPTH 10         /* libconfig's own limit */
@@ -52,6 +58,8 @@ static int check_endpoint(const char *v, char *why, size_t n);
 static int check_managed_system(const char *v, char *why, size_t n);
 static int check_printable(const char *v, char *why, size_t n);
 static int check_base64(const char *v, char *why, size_t n);
+static int check_socket_path(const char *v, char *why, size_t n);
+static int check_uid_list(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
@@ -104,6 +112,76 @@ static const struct pvm_config_key keys[] = {
                 .example = "\"cGFzc3cwcmQ=\"",
                 .offset = PVM_CONFIG_NO_FIELD,
                 .check = check_base64,
+        },
+        {
+                .name = "powervm_file_logon",
+                .type = PVM_CONFIG_BOOL,
+                .def = "false",
+                .meaning = "NovaLink local logon: the server hands the token over in a file, "
+                           "no password is needed",
+                .example = "true",
+                .offset = FIELD(file_logon),
+        },
+        {
+                .name = "powervm_token_dir",
+                .type = PVM_CONFIG_STRING,
+                .def = "/run/powervmd",
+                .abs_path = true,
+                .meaning = "with powervm_file_logon, the token file the server names must lie "
+                           "inside this directory",
+                .example = "\"/var/lib/powervmd/tokens\"",
+                .offset = FIELD(token_dir),
+        },
+        /* connection to the REST server */
+        {
+                .name = "powervm_ca_file",
+                .type = PVM_CONFIG_STRING,
+                .abs_path = true,
+                .meaning = "PEM CA bundle that verifies the HMC or NovaLink certificate "
+                           "(must exist and be readable); unset: the system's CA bundle",
+                .example = "\"/etc/powervmd/hmc-ca.pem\"",
+                .offset = FIELD(ca_file),
+        },
+        {
+                .name = "powervm_tls_verify",
+                .type = PVM_CONFIG_BOOL,
+                .def = "true",
+                .meaning = "verify the server's certificate; false turns verification off "
+                           "(warned at every start; never in production)",
+                .example = "false",
+                .offset = FIELD(tls_verify),
+        },
+        {
+                .name = "powervm_connect_timeout_s",
+                .type = PVM_CONFIG_INT,
+                .def = "10",
+                .min = 1,
+                .max = 600,
+                .meaning = "longest wait for a connection to the REST server, in seconds",
+                .example = "30",
+                .offset = FIELD(connect_timeout_s),
+        },
+        {
+                .name = "powervm_request_timeout_s",
+                .type = PVM_CONFIG_INT,
+                .def = "120",
+                .min = 1,
+                .max = 3600,
+                .meaning = "longest a whole REST request may take, in seconds (event "
+                           "long-polls excepted)",
+                .example = "300",
+                .offset = FIELD(request_timeout_s),
+        },
+        {
+                .name = "powervm_connect_retry_s",
+                .type = PVM_CONFIG_INT,
+                .def = "300",
+                .min = 0,
+                .max = 86400,
+                .meaning = "how long start-up retries an unreachable REST server (it may "
+                           "still be booting), in seconds; 0: no retry",
+                .example = "900",
+                .offset = FIELD(connect_retry_s),
         },
         /* state and journal */
         {
@@ -158,6 +236,111 @@ static const struct pvm_config_key keys[] = {
                 .example = "720",
                 .offset = FIELD(retention_hours),
         },
+        /* local API */
+        {
+                .name = "powervm_api_socket",
+                .type = PVM_CONFIG_STRING,
+                .def = "/run/powervmd/powervmd.sock",
+                .abs_path = true,
+                .meaning = "Unix socket of the local API (created with mode 0660)",
+                .example = "\"/run/powervmd/api.sock\"",
+                .offset = FIELD(api_socket),
+                .check = check_socket_path,
+        },
+        {
+                .name = "powervm_api_allowed_uids",
+                .type = PVM_CONFIG_STRING,
+                .def = "",
+                .allow_empty = true,
+                .meaning = "comma-separated user names or numeric uids allowed to use the API "
+                           "besides root and the daemon's own user (nova-compute's user)",
+                .example = "\"nova\"",
+                .offset = PVM_CONFIG_NO_FIELD, /* resolved into api_allowed_uids */
+                .check = check_uid_list,
+        },
+        {
+                .name = "powervm_api_max_body_kb",
+                .type = PVM_CONFIG_INT,
+                .def = "1024",
+                .min = 1,
+                .max = 65536,
+                .meaning = "largest request body the API accepts, in KiB",
+                .example = "4096",
+                .offset = FIELD(api_max_body_kb),
+        },
+        /* engine */
+        {
+                .name = "powervm_workers",
+                .type = PVM_CONFIG_INT,
+                .def = "8",
+                .min = 1,
+                .max = 256,
+                .meaning = "worker threads running operation steps",
+                .example = "16",
+                .offset = FIELD(workers),
+        },
+        {
+                .name = "powervm_retry_base_ms",
+                .type = PVM_CONFIG_INT,
+                .def = "1000",
+                .min = 10,
+                .max = 600000,
+                .meaning = "first delay of the exponential back-off of transient failures, "
+                           "in ms",
+                .example = "2000",
+                .offset = FIELD(retry_base_ms),
+        },
+        {
+                .name = "powervm_retry_max_ms",
+                .type = PVM_CONFIG_INT,
+                .def = "60000",
+                .min = 100,
+                .max = 3600000,
+                .meaning = "longest delay of the back-off of transient failures, in ms (at "
+                           "least powervm_retry_base_ms)",
+                .example = "300000",
+                .offset = FIELD(retry_max_ms),
+        },
+        {
+                .name = "powervm_job_poll_min_ms",
+                .type = PVM_CONFIG_INT,
+                .def = "500",
+                .min = 50,
+                .max = 60000,
+                .meaning = "shortest delay before a REST job is polled, in ms",
+                .example = "1000",
+                .offset = FIELD(job_poll_min_ms),
+        },
+        {
+                .name = "powervm_job_poll_max_ms",
+                .type = PVM_CONFIG_INT,
+                .def = "30000",
+                .min = 100,
+                .max = 600000,
+                .meaning = "longest gap between two polls of a REST job, in ms (at least "
+                           "powervm_job_poll_min_ms)",
+                .example = "10000",
+                .offset = FIELD(job_poll_max_ms),
+        },
+        {
+                .name = "powervm_shutdown_grace_s",
+                .type = PVM_CONFIG_INT,
+                .def = "30",
+                .min = 0,
+                .max = 3600,
+                .meaning = "on SIGTERM, how long running steps may take to finish, in seconds",
+                .example = "120",
+                .offset = FIELD(shutdown_grace_s),
+        },
+        {
+                .name = "powervm_enable_test_ops",
+                .type = PVM_CONFIG_BOOL,
+                .def = "false",
+                .meaning = "accept the test operation type test_steps (tests and "
+                           "scripts/stack only; never in production)",
+                .example = "true",
+                .offset = FIELD(enable_test_ops),
+        },
         /* logging */
         {
                 .name = "powervm_log_level",
@@ -205,6 +388,8 @@ const char *pvm_config_type_name(enum pvm_config_type type)
 		return "integer";
 	case PVM_CONFIG_ENUM:
 		return "enum";
+	case PVM_CONFIG_BOOL:
+		return "boolean";
 	}
 	return "?";
 }
@@ -336,6 +521,102 @@ static int check_managed_system(const char *v, char *why, size_t n)
 	return 0;
 }
 
+/* A Unix socket path must fit sun_path (NUL included) and name a file, not a directory. */
+static int check_socket_path(const char *v, char *why, size_t n)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	if (check_printable(v, why, n) != 0)
+		return -1;
+	if (strlen(v) > max) {
+		snprintf(why, n, "is longer than %zu bytes, the limit of a Unix socket path", max);
+		return -1;
+	}
+	if (v[strlen(v) - 1] == '/') {
+		snprintf(why, n, "must name the socket file, not a directory");
+		return -1;
+	}
+	return 0;
+}
+
+#define BLANKS " \t"
+
+/* Where a comma-separated list starts: NULL for an empty or all-blank list (no entries). */
+static const char *list_start(const char *v)
+{
+	return v[strspn(v, BLANKS)] ? v : NULL;
+}
+
+/* The next entry of a list (from list_start()), blanks around it trimmed: *start and *len
+ * (0 for an empty entry, as in "a,,b" or "a,"). Returns 0 at the end of the list. */
+static int next_entry(const char **p, const char **start, size_t *len)
+{
+	const char *s = *p;
+	if (!s)
+		return 0;
+	const char *comma = strchr(s, ',');
+	const char *end = comma ? comma : s + strlen(s);
+	s += strspn(s, BLANKS);
+	const char *e = end;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*start = s;
+	*len = s < e ? (size_t)(e - s) : 0;
+	*p = comma ? comma + 1 : NULL;
+	return 1;
+}
+
+/* A numeric uid: only digits, at most 4294967294 ((uid_t)-1 is no uid). Returns 1 and *uid,
+ * 0 when the entry is not all digits (a name), -1 when it is out of range. */
+static int parse_uid(const char *s, size_t len, unsigned *uid)
+{
+	if (len == 0 || strspn(s, "0123456789") < len)
+		return 0;
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v >= UINT32_MAX)
+			return -1;
+	}
+	*uid = (unsigned)v;
+	return 1;
+}
+
+/* The syntax of powervm_api_allowed_uids; the names are resolved in finish(). */
+static int check_uid_list(const char *v, char *why, size_t n)
+{
+	const char *p = list_start(v), *e;
+	size_t len;
+	for (int i = 1; next_entry(&p, &e, &len); i++) {
+		unsigned uid;
+		if (len == 0) {
+			snprintf(why, n,
+			         "entry %d is empty (expected user names or uids separated "
+			         "by commas, such as \"nova,1001\")",
+			         i);
+			return -1;
+		}
+		if (parse_uid(e, len, &uid) < 0) {
+			snprintf(why, n, "uid %.*s is out of range (0 to 4294967294)",
+			         (int)(len > 20 ? 20 : len), e);
+			return -1;
+		}
+		for (size_t j = 0; j < len; j++)
+			if (iscntrl((unsigned char)e[j]) || e[j] == ' ' || e[j] == '\t' ||
+			    e[j] == ':') {
+				snprintf(why, n,
+				         "entry %d is not a user name or uid (no blanks, colons or "
+				         "control characters inside an entry)",
+				         i);
+				return -1;
+			}
+		if (len > 256) {
+			snprintf(why, n, "entry %d is longer than 256 bytes", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Decodes standard base64 (padding optional, no whitespace). Returns a NUL-terminated heap
  * buffer and its length, or NULL when s is not base64 (*oom set when memory ran out). */
 static char *base64_decode(const char *s, size_t *out_len, int *oom)
@@ -427,20 +708,15 @@ static void copy_trunc(char *dst, size_t n, const char *src)
 	dst[len] = '\0';
 }
 
-static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
-                    ...) __attribute__((format(printf, 5, 6)));
-
-static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
-                    ...)
+/* Appends a problem to pl. Returns 0, or -1 when memory ran out (nothing appended). */
+static int vadd_problem(struct pvm_config_problems *pl, const char *file, int line, const char *key,
+                        const char *fmt, va_list ap)
 {
-	struct pvm_config_problems *pl = &L->list;
 	if (pl->count % 16 == 0) {
 		struct pvm_config_problem *n =
 		        realloc(pl->items, (pl->count + 16) * sizeof(*pl->items));
-		if (!n) {
-			L->oom = 1;
-			return;
-		}
+		if (!n)
+			return -1;
 		pl->items = n;
 	}
 	struct pvm_config_problem *p = &pl->items[pl->count++];
@@ -448,9 +724,33 @@ static void problem(struct loader *L, const char *file, int line, const char *ke
 	copy_trunc(p->file, sizeof(p->file), file ? file : "");
 	p->line = line;
 	copy_trunc(p->key, sizeof(p->key), key ? key : "");
+	vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	return 0;
+}
+
+static int add_problem(struct pvm_config_problems *pl, const char *file, int line, const char *key,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int add_problem(struct pvm_config_problems *pl, const char *file, int line, const char *key,
+                       const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	int rc = vadd_problem(pl, file, line, key, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+
+static void problem(struct loader *L, const char *file, int line, const char *key, const char *fmt,
+                    ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (vadd_problem(&L->list, file, line, key, fmt, ap) != 0)
+		L->oom = 1;
 	va_end(ap);
 }
 
@@ -724,6 +1024,11 @@ static void store_int(struct loader *L, const struct pvm_config_key *k, int64_t 
 	}
 }
 
+static void store_bool(struct loader *L, const struct pvm_config_key *k, bool v)
+{
+	memcpy(field(L->cfg, k), &v, sizeof(v));
+}
+
 static int enum_index(const struct pvm_config_key *k, const char *v)
 {
 	for (int i = 0; k->values[i]; i++)
@@ -763,13 +1068,25 @@ static void check_setting(struct loader *L, const config_setting_t *s)
 		L->bad[i] = false;
 		return;
 	}
+	if (k->type == PVM_CONFIG_BOOL) {
+		if (t != CONFIG_TYPE_BOOL) {
+			setting_problem(L, s,
+			                "wrong type: expected a boolean (true or false, unquoted), "
+			                "got %s",
+			                lc_type_name(t));
+			return;
+		}
+		store_bool(L, k, config_setting_get_bool(s) != 0);
+		L->bad[i] = false;
+		return;
+	}
 	if (t != CONFIG_TYPE_STRING) {
 		setting_problem(L, s, "wrong type: expected a string, got %s", lc_type_name(t));
 		return;
 	}
 	const char *v = config_setting_get_string(s);
 	char why[200];
-	if (!v || !*v) {
+	if (!v || (!*v && !k->allow_empty)) {
 		setting_problem(L, s, "empty value; remove the line to use the default");
 		return;
 	}
@@ -893,6 +1210,117 @@ static void decode_password(struct loader *L, const config_setting_t *s)
 	free(pw);
 }
 
+/* Rule: the integer key hi_name must be at least lo_name. The problem points at the setting
+ * the operator wrote: hi, or lo when hi is the default. */
+static void check_at_least(struct loader *L, const char *lo_name, const char *hi_name)
+{
+	size_t lo = key_index(lo_name), hi = key_index(hi_name);
+	if (L->bad[lo] || L->bad[hi])
+		return;
+	int64_t vlo, vhi;
+	memcpy(&vlo, field(L->cfg, &keys[lo]), sizeof(vlo));
+	memcpy(&vhi, field(L->cfg, &keys[hi]), sizeof(vhi));
+	if (vhi >= vlo)
+		return;
+	const config_setting_t *at = L->seen[hi] ? L->seen[hi] : L->seen[lo];
+	setting_problem(L, at, "%s (%" PRId64 "%s) must be at least %s (%" PRId64 ")", hi_name, vhi,
+	                L->seen[hi] ? "" : ", the default", lo_name, vlo);
+}
+
+/* powervm_ca_file must be a readable regular file (its content is curl's to judge). */
+static void check_ca_file(struct loader *L, const config_setting_t *s, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			setting_problem(L, s, "%s does not exist", path);
+		else
+			setting_problem(L, s, "cannot read %s: %s", path, strerror(errno));
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		setting_problem(L, s, "cannot read %s: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		setting_problem(L, s, "%s is not a regular file", path);
+	close(fd);
+}
+
+/* Looks name up with getpwnam_r. Returns 0 and *uid, -ENOENT when there is no such user,
+ * or another negative errno. */
+static int lookup_user(const char *name, unsigned *uid)
+{
+	long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+	size_t size = hint > 0 ? (size_t)hint : 16384;
+	for (;;) {
+		char *buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		struct passwd pw, *res = NULL;
+		int rc = getpwnam_r(name, &pw, buf, size, &res);
+		if (rc == 0 && res)
+			*uid = (unsigned)res->pw_uid;
+		free(buf);
+		if (rc == ERANGE && size < (1u << 20)) {
+			size *= 2;
+			continue;
+		}
+		if (rc == 0)
+			return res ? 0 : -ENOENT;
+		/* getpwnam_r(3): these may also mean "not found". */
+		if (rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+			return -ENOENT;
+		return -rc;
+	}
+}
+
+/* Resolves powervm_api_allowed_uids (its syntax already checked) into cfg->api_allowed_uids:
+ * one problem per name that does not resolve. */
+static void resolve_allowed_uids(struct loader *L, const config_setting_t *s, const char *v)
+{
+	struct pvm_config *cfg = L->cfg;
+	const char *p = list_start(v), *e;
+	size_t len;
+	while (next_entry(&p, &e, &len)) {
+		unsigned uid;
+		int rc = parse_uid(e, len, &uid);
+		if (rc < 0 || len == 0)
+			continue; /* check_uid_list() refused it already */
+		if (rc == 0) {
+			char *name = strndup(e, len);
+			if (!name) {
+				L->oom = 1;
+				return;
+			}
+			rc = lookup_user(name, &uid);
+			if (rc == -ENOENT)
+				setting_problem(L, s, "unknown user \"%.64s\" (no such user)",
+				                name);
+			else if (rc == -ENOMEM)
+				L->oom = 1;
+			else if (rc != 0)
+				setting_problem(L, s, "cannot look up user \"%.64s\": %s", name,
+				                strerror(-rc));
+			free(name);
+			if (rc != 0)
+				continue;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < cfg->n_api_allowed_uids; j++)
+			dup = dup || cfg->api_allowed_uids[j] == uid;
+		if (dup)
+			continue;
+		unsigned *n =
+		        realloc(cfg->api_allowed_uids, (cfg->n_api_allowed_uids + 1) * sizeof(*n));
+		if (!n) {
+			L->oom = 1;
+			return;
+		}
+		cfg->api_allowed_uids = n;
+		cfg->api_allowed_uids[cfg->n_api_allowed_uids++] = uid;
+	}
+}
+
 /* Pass 4: required keys, defaults, and the rules between keys. */
 static void finish(struct loader *L)
 {
@@ -910,6 +1338,8 @@ static void finish(struct loader *L)
 			store_string(L, k, k->def);
 		else if (k->type == PVM_CONFIG_INT)
 			store_int(L, k, strtoll(k->def, NULL, 10));
+		else if (k->type == PVM_CONFIG_BOOL)
+			store_bool(L, k, strcmp(k->def, "true") == 0);
 		else
 			store_int(L, k, enum_index(k, k->def));
 	}
@@ -925,17 +1355,17 @@ static void finish(struct loader *L)
 		}
 	}
 
-	size_t im = key_index("powervm_journal_map_size_mb");
-	size_t ix = key_index("powervm_journal_max_size_mb");
-	if (!L->bad[im] && !L->bad[ix] && cfg->journal_max_size_mb < cfg->journal_map_size_mb) {
-		/* Point at the setting the operator wrote: max, or map when max is the default. */
-		const config_setting_t *at = L->seen[ix] ? L->seen[ix] : L->seen[im];
-		setting_problem(L, at,
-		                "powervm_journal_max_size_mb (%" PRId64
-		                "%s) must be at least powervm_journal_map_size_mb (%" PRId64 ")",
-		                cfg->journal_max_size_mb, L->seen[ix] ? "" : ", the default",
-		                cfg->journal_map_size_mb);
-	}
+	check_at_least(L, "powervm_journal_map_size_mb", "powervm_journal_max_size_mb");
+	check_at_least(L, "powervm_retry_base_ms", "powervm_retry_max_ms");
+	check_at_least(L, "powervm_job_poll_min_ms", "powervm_job_poll_max_ms");
+
+	size_t ica = key_index("powervm_ca_file");
+	if (L->seen[ica] && !L->bad[ica])
+		check_ca_file(L, L->seen[ica], cfg->ca_file);
+
+	size_t iau = key_index("powervm_api_allowed_uids");
+	if (L->seen[iau] && !L->bad[iau])
+		resolve_allowed_uids(L, L->seen[iau], config_setting_get_string(L->seen[iau]));
 
 	size_t ipf = key_index("powervm_password_file");
 	size_t ipe = key_index("powervm_password_encoded");
@@ -1071,6 +1501,7 @@ void pvm_config_free(struct pvm_config *cfg)
 		explicit_bzero(cfg->password, strlen(cfg->password));
 		free(cfg->password);
 	}
+	free(cfg->api_allowed_uids);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1097,4 +1528,24 @@ void pvm_config_problems_print(const struct pvm_config_problems *p, void *f)
 			fprintf(fp, "%s: ", q->key);
 		fprintf(fp, "%s\n", q->message);
 	}
+}
+
+int pvm_config_check_credentials(const struct pvm_config *cfg, struct pvm_config_problems *p)
+{
+	size_t before = p->count;
+	int oom = 0;
+	const struct pvm_config_key *user = pvm_config_key_find("powervm_user");
+	if (!cfg->user)
+		oom |= add_problem(p, cfg->path, 0, user->name,
+		                   "required key is missing (example: %s = %s;)", user->name,
+		                   user->example);
+	if (!cfg->file_logon && !cfg->password)
+		oom |= add_problem(p, cfg->path, 0, "powervm_password_file",
+		                   "required key is missing: without powervm_file_logon, set "
+		                   "powervm_password_file (or powervm_password_encoded)");
+	if (oom) {
+		p->count = before; /* the other one may have been added: keep the list as it was */
+		return PVM_ENOMEM;
+	}
+	return p->count > before ? PVM_ECONFIG : 0;
 }

@@ -122,6 +122,16 @@ int main(int argc, char **argv)
 		        config_path);
 		return EXIT_FAILURE;
 	}
+	struct pvm_config_problems cred = {0};
+	if (pvm_config_check_credentials(cfg, &cred) != 0) {
+		pvm_config_problems_print(&cred, stderr);
+		pvm_config_problems_free(&cred);
+		fprintf(stderr,
+		        "powervmd: not starting: %s lacks PowerVM credentials (see above)\n",
+		        config_path);
+		pvm_config_free(cfg);
+		return EXIT_FAILURE;
+	}
 	pvm_log_setup("powervmd", cfg->log_target, cfg->log_level);
 	pvm_info("powervmd %s: configuration loaded from %s", PVM_VERSION, cfg->path);
 	int rc = pvm_daemon_run(cfg, &opts);

@@ -47,9 +47,12 @@ int pvm_sim_port(const struct pvm_sim *sim)
 	return sim->port;
 }
 
-uint64_t pvm_sim_seed(const struct pvm_sim *sim)
+uint64_t pvm_sim_seed(struct pvm_sim *sim)
 {
-	return sim->faults.seed;
+	pthread_mutex_lock(&sim->lock); /* PUT /sim/faults replaces sim->faults under it */
+	uint64_t seed = sim->faults.seed;
+	pthread_mutex_unlock(&sim->lock);
+	return seed;
 }
 
 void sim_reset_model(struct pvm_sim *sim)
@@ -331,17 +334,18 @@ int pvm_sim_create(const struct pvm_sim_opts *opts, struct pvm_sim **out)
 		goto fail;
 	}
 	sim->ticker_started = true;
+	/* Read before serving: from then on PUT /sim/faults may replace sim->faults. */
+	unsigned long long seed = (unsigned long long)sim->faults.seed;
 	rc = sim_server_start(sim, opts->listen_host ? opts->listen_host : "127.0.0.1", opts->port,
 	                      opts->tls_cert, opts->tls_key);
 	if (rc)
 		goto fail;
 	pvm_info("pvmsim: %s mode, listening on %s, state in %s, fault seed=%llu%s",
-	         sim->mode == PVM_SIM_HMC ? "hmc" : "novalink", sim->base, sim->state_dir,
-	         (unsigned long long)sim->faults.seed, seeded ? "" : " (random)");
+	         sim->mode == PVM_SIM_HMC ? "hmc" : "novalink", sim->base, sim->state_dir, seed,
+	         seeded ? "" : " (random)");
 	if (!sim->quiet) {
 		printf("pvmsim: listening on %s mode=%s seed=%llu\n", sim->base,
-		       sim->mode == PVM_SIM_HMC ? "hmc" : "novalink",
-		       (unsigned long long)sim->faults.seed);
+		       sim->mode == PVM_SIM_HMC ? "hmc" : "novalink", seed);
 		fflush(stdout);
 	}
 	*out = sim;

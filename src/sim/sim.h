@@ -42,7 +42,7 @@ void pvm_sim_destroy(struct pvm_sim *sim);
 /* The bound TCP port. */
 int pvm_sim_port(const struct pvm_sim *sim);
 /* The fault seed in effect (printed at start). */
-uint64_t pvm_sim_seed(const struct pvm_sim *sim);
+uint64_t pvm_sim_seed(struct pvm_sim *sim);
 /* Parses "hmc" / "novalink". Returns 0 or PVM_EINVAL. */
 int pvm_sim_mode_parse(const char *s, enum pvm_sim_mode *out);
 

@@ -4,6 +4,7 @@
 #   - and fails a bad file (exit 1), naming FILE:LINE: KEY for every problem on stderr,
 #     without echoing a secret;
 #   - `powervmd --config BAD` refuses to start (exit 1) with the same lines;
+#   - every key documented in docs/configuration.md is in the sample, and the reverse;
 #   - --help, --version and bad usage.
 # Needs PVM_BUILD_DIR and PVM_SOURCE_DIR (set by ctest).
 set -euo pipefail
@@ -77,6 +78,55 @@ expect_in bad err "$bad:5: powervm_password_encoded: is not valid base64"
 expect_not_in bad err "Sup3rSecret"
 expect_not_in bad out "configuration OK"
 [ "$(wc -l <"$tmp/bad.err")" -eq 4 ] || fail "bad: expected 4 problem lines, got $(wc -l <"$tmp/bad.err")"
+
+# The new kinds of value: booleans, the API's users, the CA file, ordered pairs.
+bad2="$tmp/bad2.conf"
+cat >"$bad2" <<CONF
+powervm_endpoint = "https://hmc.example.com:12443";
+powervm_tls_verify = "false";
+powervm_enable_test_ops = 1;
+powervm_api_allowed_uids = "root,pvm-no-such-user";
+powervm_ca_file = "$tmp/no-ca.pem";
+powervm_retry_base_ms = 5000;
+powervm_retry_max_ms = 4000;
+powervm_job_poll_max_ms = 100;
+powervm_workers = 0;
+CONF
+run bad2 "$bin" --check-config "$bad2"
+expect_rc bad2 1
+expect_in bad2 err "$bad2:2: powervm_tls_verify: wrong type: expected a boolean"
+expect_in bad2 err "$bad2:3: powervm_enable_test_ops: wrong type: expected a boolean"
+expect_in bad2 err "$bad2:4: powervm_api_allowed_uids: unknown user \"pvm-no-such-user\""
+expect_in bad2 err "$bad2:5: powervm_ca_file: $tmp/no-ca.pem does not exist"
+expect_in bad2 err "$bad2:7: powervm_retry_max_ms: powervm_retry_max_ms (4000) must be at least"
+expect_in bad2 err "$bad2:8: powervm_job_poll_max_ms: powervm_job_poll_max_ms (100) must be at least"
+expect_in bad2 err "$bad2:9: powervm_workers: out of range: 0 is not in 1..256"
+[ "$(wc -l <"$tmp/bad2.err")" -eq 7 ] || fail "bad2: expected 7 problem lines, got $(wc -l <"$tmp/bad2.err")"
+
+# The same keys, good; booleans and an existing CA file.
+good="$tmp/good.conf"
+printf 'CA\n' >"$tmp/ca.pem"
+cat >"$good" <<CONF
+powervm_endpoint = "https://hmc.example.com:12443";
+powervm_tls_verify = false;
+powervm_file_logon = true;
+powervm_api_allowed_uids = "root, 1001";
+powervm_ca_file = "$tmp/ca.pem";
+powervm_retry_base_ms = 5000;
+powervm_retry_max_ms = 5000;
+CONF
+run good "$bin" --check-config "$good"
+expect_rc good 0
+expect_in good out "$good: configuration OK"
+
+# Docs and sample list the same keys.
+doc_keys=$(sed -n 's/^### \(powervm_[a-z0-9_]*\)$/\1/p' "$src/docs/configuration.md" | sort)
+sample_keys=$(sed -n 's/^#\{0,1\}\(powervm_[a-z0-9_]*\) = .*;$/\1/p' "$sample" | sort -u)
+[ -n "$doc_keys" ] || fail "docs/configuration.md: no key sections found"
+if [ "$doc_keys" != "$sample_keys" ]; then
+  fail "docs and sample list different keys:"
+  diff <(echo "$doc_keys") <(echo "$sample_keys") | sed 's/^/  /' >&2 || true
+fi
 
 # A missing required key has no line.
 printf 'powervm_user = "hscroot";\n' >"$tmp/noendpoint.conf"

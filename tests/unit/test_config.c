@@ -18,6 +18,8 @@
 #include "pvm/util.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ static char *write_file_mode(struct fx *f, const char *name, const char *text, m
 		mkdir(path, 0755);
 		*slash = '/';
 	}
+	unlink(path); /* an earlier read-only version cannot be rewritten by a non-root user */
 	FILE *fp = fopen(path, "w");
 	assert_non_null(fp);
 	fputs(text, fp);
@@ -167,6 +170,24 @@ static void test_config_minimal_defaults(void **state)
 	assert_int_equal(c->retention_hours, 168);
 	assert_int_equal(c->log_level, PVM_LOG_INFO);
 	assert_int_equal(c->log_target, PVM_LOG_STDERR);
+	assert_false(c->file_logon);
+	assert_string_equal(c->token_dir, "/run/powervmd");
+	assert_null(c->ca_file);
+	assert_true(c->tls_verify);
+	assert_int_equal(c->connect_timeout_s, 10);
+	assert_int_equal(c->request_timeout_s, 120);
+	assert_int_equal(c->connect_retry_s, 300);
+	assert_string_equal(c->api_socket, "/run/powervmd/powervmd.sock");
+	assert_null(c->api_allowed_uids);
+	assert_int_equal(c->n_api_allowed_uids, 0);
+	assert_int_equal(c->api_max_body_kb, 1024);
+	assert_int_equal(c->workers, 8);
+	assert_int_equal(c->retry_base_ms, 1000);
+	assert_int_equal(c->retry_max_ms, 60000);
+	assert_int_equal(c->job_poll_min_ms, 500);
+	assert_int_equal(c->job_poll_max_ms, 30000);
+	assert_int_equal(c->shutdown_grace_s, 30);
+	assert_false(c->enable_test_ops);
 	char *want = path_in(f, "powervmd.conf");
 	assert_string_equal(c->path, want);
 	free(want);
@@ -183,7 +204,23 @@ static void test_config_every_key_set(void **state)
 	                          "powervm_journal_max_size_mb = 1048576L;\n"
 	                          "powervm_retention_hours = 87600;\n"
 	                          "powervm_log_level = \"debug\";\n"
-	                          "powervm_log_target = \"syslog\";\n"));
+	                          "powervm_log_target = \"syslog\";\n"
+	                          "powervm_file_logon = true;\n"
+	                          "powervm_token_dir = \"/var/lib/powervmd/tokens\";\n"
+	                          "powervm_tls_verify = false;\n"
+	                          "powervm_connect_timeout_s = 600;\n"
+	                          "powervm_request_timeout_s = 3600;\n"
+	                          "powervm_connect_retry_s = 0;\n"
+	                          "powervm_api_socket = \"/tmp/p.sock\";\n"
+	                          "powervm_api_allowed_uids = \"root, 1001,65534\";\n"
+	                          "powervm_api_max_body_kb = 65536;\n"
+	                          "powervm_workers = 256;\n"
+	                          "powervm_retry_base_ms = 10;\n"
+	                          "powervm_retry_max_ms = 100;\n"
+	                          "powervm_job_poll_min_ms = 50;\n"
+	                          "powervm_job_poll_max_ms = 600000;\n"
+	                          "powervm_shutdown_grace_s = 0;\n"
+	                          "powervm_enable_test_ops = true;\n"));
 	const struct pvm_config *c = f->cfg;
 	assert_string_equal(c->endpoint, "http://[fe80::1]:8080");
 	assert_string_equal(c->managed_system, "8286-42A*21C1B6V");
@@ -195,18 +232,38 @@ static void test_config_every_key_set(void **state)
 	assert_int_equal(c->retention_hours, 87600);
 	assert_int_equal(c->log_level, PVM_LOG_DEBUG);
 	assert_int_equal(c->log_target, PVM_LOG_SYSLOG);
+	assert_true(c->file_logon);
+	assert_string_equal(c->token_dir, "/var/lib/powervmd/tokens");
+	assert_false(c->tls_verify);
+	assert_int_equal(c->connect_timeout_s, 600);
+	assert_int_equal(c->request_timeout_s, 3600);
+	assert_int_equal(c->connect_retry_s, 0);
+	assert_string_equal(c->api_socket, "/tmp/p.sock");
+	assert_int_equal(c->n_api_allowed_uids, 3);
+	assert_int_equal(c->api_allowed_uids[0], 0);
+	assert_int_equal(c->api_allowed_uids[1], 1001);
+	assert_int_equal(c->api_allowed_uids[2], 65534);
+	assert_int_equal(c->api_max_body_kb, 65536);
+	assert_int_equal(c->workers, 256);
+	assert_int_equal(c->retry_base_ms, 10);
+	assert_int_equal(c->retry_max_ms, 100);
+	assert_int_equal(c->job_poll_min_ms, 50);
+	assert_int_equal(c->job_poll_max_ms, 600000);
+	assert_int_equal(c->shutdown_grace_s, 0);
+	assert_true(c->enable_test_ops);
 
 	assert_ok(f, load_text(f, ENDPOINT "powervm_secret_key_file = \"/etc/powervmd/key\";\n"));
 	assert_string_equal(f->cfg->secret_key_file, "/etc/powervmd/key");
 }
 
-/* Every example of the table is a valid value of its key. */
+/* Every example of the table is a valid value of its key. The examples naming a file or a
+ * user that this host may not have can only fail on that. */
 static void test_config_table_examples_valid(void **state)
 {
 	struct fx *f = *state;
 	size_t n;
 	const struct pvm_config_key *keys = pvm_config_keys(&n);
-	assert_true(n >= 12);
+	assert_true(n >= 29);
 	for (size_t i = 0; i < n; i++) {
 		const struct pvm_config_key *k = &keys[i];
 		assert_non_null(k->meaning);
@@ -220,12 +277,57 @@ static void test_config_table_examples_valid(void **state)
 		                     strcmp(k->name, "powervm_endpoint") ? ENDPOINT : "", k->name,
 		                     k->example) > 0);
 		int rc = load_text(f, text);
+		const char *absent = strcmp(k->name, "powervm_ca_file") == 0 ? "does not exist"
+		                     : strcmp(k->name, "powervm_api_allowed_uids") == 0
+		                             ? "unknown user \"nova\""
+		                             : NULL;
+		if (rc != 0 && absent && f->problems.count == 1 &&
+		    strstr(f->problems.items[0].message, absent))
+			rc = 0;
 		if (rc != 0)
 			fail_msg("example of %s refused: %s", k->name,
 			         f->problems.count ? f->problems.items[0].message : "?");
 		free(text);
 	}
 	assert_null(pvm_config_key_find("powervm_nope"));
+}
+
+/* PVM_CONFIG_BOOL: libconfig's true and false (any case), nothing else. */
+static void test_config_bool(void **state)
+{
+	struct fx *f = *state;
+	assert_ok(f, load_text(f, ENDPOINT "powervm_tls_verify = FALSE;\n"
+	                                   "powervm_enable_test_ops = True;\n"
+	                                   "powervm_file_logon = false;\n"));
+	assert_false(f->cfg->tls_verify);
+	assert_true(f->cfg->enable_test_ops);
+	assert_false(f->cfg->file_logon);
+	assert_string_equal(pvm_config_type_name(PVM_CONFIG_BOOL), "boolean");
+	assert_int_equal(pvm_config_key_find("powervm_tls_verify")->type, PVM_CONFIG_BOOL);
+
+	assert_int_equal(load_text(f, ENDPOINT "powervm_tls_verify = \"false\";\n"
+	                                       "powervm_enable_test_ops = 1;\n"
+	                                       "powervm_file_logon = 0.0;\n"
+	                                       "powervm_workers = true;\n"
+	                                       "powervm_api_socket = false;\n"),
+	                 PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 5);
+	assert_problem(f, "powervmd.conf", 2, "powervm_tls_verify",
+	               "wrong type: expected a boolean (true or false, unquoted), got a string");
+	assert_problem(f, "powervmd.conf", 3, "powervm_enable_test_ops",
+	               "expected a boolean (true or false, unquoted), got an integer");
+	assert_problem(f, "powervmd.conf", 4, "powervm_file_logon", "got a floating-point number");
+	assert_problem(f, "powervmd.conf", 5, "powervm_workers",
+	               "expected an integer, got a boolean");
+	assert_problem(f, "powervmd.conf", 6, "powervm_api_socket",
+	               "expected a string, got a boolean");
+	/* Groups, arrays and lists are wrong types too. */
+	assert_one_problem(f, ENDPOINT "powervm_tls_verify = [true];\n", "powervm_tls_verify",
+	                   "got an array");
+	/* A bare word other than true/false is a syntax error (libconfig). */
+	assert_int_equal(load_text(f, ENDPOINT "powervm_tls_verify = yes;\n"), PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 1);
+	assert_problem(f, "powervmd.conf", 2, "", NULL);
 }
 
 static void test_config_syntax_error(void **state)
@@ -300,6 +402,86 @@ static void test_config_out_of_range(void **state)
 	assert_problem(f, "powervmd.conf", 3, "powervm_journal_max_size_mb",
 	               "1048577 is not in 1..1048576");
 	assert_problem(f, "powervmd.conf", 4, "powervm_retention_hours", "-1 is not in 1..87600");
+}
+
+/* The ranges of the integer keys, at both ends. */
+static void test_config_new_int_ranges(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *key;
+		int64_t min, max;
+	} r[] = {
+	        {"powervm_workers", 1, 256},
+	        {"powervm_api_max_body_kb", 1, 65536},
+	        {"powervm_connect_timeout_s", 1, 600},
+	        {"powervm_request_timeout_s", 1, 3600},
+	        {"powervm_connect_retry_s", 0, 86400},
+	        {"powervm_shutdown_grace_s", 0, 3600},
+	        {"powervm_retry_base_ms", 10, 600000},
+	        {"powervm_retry_max_ms", 100, 3600000},
+	        {"powervm_job_poll_min_ms", 50, 60000},
+	        {"powervm_job_poll_max_ms", 100, 600000},
+	};
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		const struct pvm_config_key *k = pvm_config_key_find(r[i].key);
+		assert_non_null(k);
+		assert_int_equal(k->type, PVM_CONFIG_INT);
+		assert_int_equal(k->min, r[i].min);
+		assert_int_equal(k->max, r[i].max);
+		char *text = NULL, *want = NULL;
+		assert_true(asprintf(&text, ENDPOINT "%s = %" PRId64 ";\n", r[i].key,
+		                     r[i].min - 1) > 0);
+		assert_true(asprintf(&want, "%" PRId64 " is not in %" PRId64 "..%" PRId64,
+		                     r[i].min - 1, r[i].min, r[i].max) > 0);
+		assert_one_problem(f, text, r[i].key, want);
+		free(text);
+		free(want);
+		assert_true(asprintf(&text, ENDPOINT "%s = %" PRId64 ";\n", r[i].key,
+		                     r[i].max + 1) > 0);
+		assert_one_problem(f, text, r[i].key, "out of range");
+		free(text);
+	}
+}
+
+/* max >= base for the back-off, max >= min for job polls. */
+static void test_config_retry_and_poll_order(void **state)
+{
+	struct fx *f = *state;
+	assert_one_problem(f,
+	                   ENDPOINT "powervm_retry_base_ms = 5000;\n"
+	                            "powervm_retry_max_ms = 4000;\n",
+	                   "powervm_retry_max_ms",
+	                   "powervm_retry_max_ms (4000) must be at least powervm_retry_base_ms "
+	                   "(5000)");
+	assert_problem(f, "powervmd.conf", 3, "powervm_retry_max_ms", NULL);
+	/* Only the base set, above the default max: the base's line is named. */
+	assert_one_problem(f, ENDPOINT "powervm_retry_base_ms = 120000;\n", "powervm_retry_base_ms",
+	                   "powervm_retry_max_ms (60000, the default) must be at least "
+	                   "powervm_retry_base_ms (120000)");
+	assert_problem(f, "powervmd.conf", 2, "powervm_retry_base_ms", NULL);
+
+	assert_one_problem(f,
+	                   ENDPOINT "powervm_job_poll_min_ms = 1000;\n"
+	                            "powervm_job_poll_max_ms = 999;\n",
+	                   "powervm_job_poll_max_ms",
+	                   "powervm_job_poll_max_ms (999) must be at least powervm_job_poll_min_ms "
+	                   "(1000)");
+	assert_problem(f, "powervmd.conf", 3, "powervm_job_poll_max_ms", NULL);
+	/* Only the max set, below the default min. */
+	assert_one_problem(f, ENDPOINT "powervm_job_poll_max_ms = 100;\n",
+	                   "powervm_job_poll_max_ms",
+	                   "(100) must be at least powervm_job_poll_min_ms (500)");
+
+	/* Equal is fine; an out-of-range one is reported alone, not also as an order problem. */
+	assert_ok(f, load_text(f, ENDPOINT "powervm_retry_base_ms = 2000;\n"
+	                                   "powervm_retry_max_ms = 2000;\n"
+	                                   "powervm_job_poll_min_ms = 700;\n"
+	                                   "powervm_job_poll_max_ms = 700;\n"));
+	assert_one_problem(f,
+	                   ENDPOINT "powervm_retry_base_ms = 5000;\n"
+	                            "powervm_retry_max_ms = 1;\n",
+	                   "powervm_retry_max_ms", "out of range");
 }
 
 /* libconfig 1.5 wraps integers without L to 32 bits; the problem shows what was written. */
@@ -435,6 +617,151 @@ static void test_config_managed_system(void **state)
 		assert_problem(f, "powervmd.conf", 2, "powervm_managed_system", NULL);
 		free(text);
 	}
+}
+
+static void test_config_api_socket(void **state)
+{
+	struct fx *f = *state;
+	assert_ok(f, load_text(f, ENDPOINT "powervm_api_socket = \"/run/x/api.sock\";\n"));
+	assert_string_equal(f->cfg->api_socket, "/run/x/api.sock");
+	assert_one_problem(f, ENDPOINT "powervm_api_socket = \"run/api.sock\";\n",
+	                   "powervm_api_socket", "absolute path");
+	assert_one_problem(f, ENDPOINT "powervm_api_socket = \"/run/powervmd/\";\n",
+	                   "powervm_api_socket", "not a directory");
+	assert_one_problem(f, ENDPOINT "powervm_api_socket = \"\";\n", "powervm_api_socket",
+	                   "empty value");
+	/* sun_path holds 107 bytes and the NUL. */
+	char path[120];
+	memset(path, 'a', sizeof(path));
+	path[0] = '/';
+	path[107] = '\0';
+	char *text = NULL;
+	assert_true(asprintf(&text, ENDPOINT "powervm_api_socket = \"%s\";\n", path) > 0);
+	assert_ok(f, load_text(f, text));
+	free(text);
+	path[107] = 'a';
+	path[108] = '\0';
+	assert_true(asprintf(&text, ENDPOINT "powervm_api_socket = \"%s\";\n", path) > 0);
+	assert_one_problem(f, text, "powervm_api_socket", "longer than 107 bytes");
+	free(text);
+}
+
+/* Loads powervm_api_allowed_uids = value; asserts success and the uids. */
+static void assert_uids(struct fx *f, const char *value, const unsigned *want, size_t n)
+{
+	char *text = NULL;
+	assert_true(asprintf(&text, ENDPOINT "powervm_api_allowed_uids = \"%s\";\n", value) > 0);
+	assert_ok(f, load_text(f, text));
+	free(text);
+	if (f->cfg->n_api_allowed_uids != n)
+		fail_msg("\"%s\": %zu uids, expected %zu", value, f->cfg->n_api_allowed_uids, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(f->cfg->api_allowed_uids[i], want[i]);
+	if (n == 0)
+		assert_null(f->cfg->api_allowed_uids);
+}
+
+static void test_config_api_allowed_uids(void **state)
+{
+	struct fx *f = *state;
+	/* A name of this host other than root, when there is one: the current user's. */
+	struct passwd *me = getpwuid(geteuid());
+	assert_non_null(me);
+	char *my_name = strdup(me->pw_name);
+	unsigned my_uid = (unsigned)me->pw_uid;
+
+	assert_uids(f, "", NULL, 0);
+	assert_uids(f, "  ", NULL, 0);
+	assert_uids(f, "root", (const unsigned[]){0}, 1);
+	assert_uids(f, "1001", (const unsigned[]){1001}, 1);
+	assert_uids(f, " 1001 ,\t0,4294967294", (const unsigned[]){1001, 0, 4294967294u}, 3);
+	/* Duplicates, by name or number, are kept once. */
+	assert_uids(f, "0,root,0", (const unsigned[]){0}, 1);
+	char *list = NULL;
+	assert_true(asprintf(&list, "%s,42", my_name) > 0);
+	assert_uids(f, list, (const unsigned[]){my_uid, 42}, my_uid == 42 ? 1 : 2);
+	free(list);
+	free(my_name);
+
+	/* A name that does not resolve is a problem naming it, one per name. */
+	assert_one_problem(f, ENDPOINT "powervm_api_allowed_uids = \"root,pvm-no-such-user\";\n",
+	                   "powervm_api_allowed_uids", "unknown user \"pvm-no-such-user\"");
+	assert_problem(f, "powervmd.conf", 2, "powervm_api_allowed_uids", NULL);
+	assert_int_equal(load_text(f, ENDPOINT "\npowervm_api_allowed_uids = \"pvm-nobody-a, 7, "
+	                                       "pvm-nobody-b\";\n"),
+	                 PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 2);
+	assert_non_null(strstr(f->problems.items[0].message, "\"pvm-nobody-a\""));
+	assert_non_null(strstr(f->problems.items[1].message, "\"pvm-nobody-b\""));
+	assert_int_equal(f->problems.items[1].line, 3);
+
+	/* Syntax: empty entries, out-of-range uids, blanks or colons inside an entry. */
+	static const struct {
+		const char *value, *why;
+	} bad[] = {
+	        {"nova,", "entry 2 is empty"},
+	        {",nova", "entry 1 is empty"},
+	        {"root,,0", "entry 2 is empty"},
+	        {",", "entry 1 is empty"},
+	        {"4294967295", "uid 4294967295 is out of range"},
+	        {"99999999999999999999999", "out of range"},
+	        {"no va", "entry 1 is not a user name or uid"},
+	        {"root:x", "not a user name or uid"},
+	        {"root,a\\tb", "entry 2"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = NULL;
+		assert_true(asprintf(&text, ENDPOINT "powervm_api_allowed_uids = \"%s\";\n",
+		                     bad[i].value) > 0);
+		assert_one_problem(f, text, "powervm_api_allowed_uids", bad[i].why);
+		free(text);
+	}
+	assert_one_problem(f, ENDPOINT "powervm_api_allowed_uids = 1001;\n",
+	                   "powervm_api_allowed_uids", "expected a string, got an integer");
+}
+
+static void test_config_ca_file(void **state)
+{
+	struct fx *f = *state;
+	char *ca = write_file(f, "ca.pem", "-----BEGIN CERTIFICATE-----\n");
+	char *text = NULL;
+	assert_true(asprintf(&text, ENDPOINT "powervm_ca_file = \"%s\";\n", ca) > 0);
+	assert_ok(f, load_text(f, text));
+	assert_string_equal(f->cfg->ca_file, ca);
+	free(text);
+
+	char *missing = path_in(f, "none.pem");
+	assert_true(asprintf(&text, ENDPOINT "powervm_ca_file = \"%s\";\n", missing) > 0);
+	assert_one_problem(f, text, "powervm_ca_file", "does not exist");
+	assert_problem(f, "powervmd.conf", 2, "powervm_ca_file", missing);
+	free(text);
+
+	char *dir = path_in(f, "cadir");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_true(asprintf(&text, ENDPOINT "powervm_ca_file = \"%s\";\n", dir) > 0);
+	assert_one_problem(f, text, "powervm_ca_file", "is not a regular file");
+	free(text);
+
+	char *fifo = path_in(f, "ca.fifo"); /* refused without blocking */
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_true(asprintf(&text, ENDPOINT "powervm_ca_file = \"%s\";\n", fifo) > 0);
+	assert_one_problem(f, text, "powervm_ca_file", "is not a regular file");
+	free(text);
+
+	assert_one_problem(f, ENDPOINT "powervm_ca_file = \"ca.pem\";\n", "powervm_ca_file",
+	                   "absolute path");
+
+	if (geteuid() != 0) { /* root reads any file */
+		assert_int_equal(chmod(ca, 0), 0);
+		assert_true(asprintf(&text, ENDPOINT "powervm_ca_file = \"%s\";\n", ca) > 0);
+		assert_one_problem(f, text, "powervm_ca_file", "cannot read");
+		assert_problem(f, "powervmd.conf", 2, "powervm_ca_file", "Permission denied");
+		free(text);
+	}
+	free(fifo);
+	free(dir);
+	free(missing);
+	free(ca);
 }
 
 static void test_config_map_larger_than_max(void **state)
@@ -732,6 +1059,70 @@ static void test_config_password_both_set(void **state)
 	free(pw);
 }
 
+/* Runs pvm_config_check_credentials() on the config loaded from text. */
+static int check_credentials(struct fx *f, const char *text)
+{
+	assert_ok(f, load_text(f, text));
+	return pvm_config_check_credentials(f->cfg, &f->problems);
+}
+
+static void test_config_check_credentials(void **state)
+{
+	struct fx *f = *state;
+	char *pw = write_file_mode(f, "password", "s3cret\n", 0600);
+	char *text = password_conf(pw);
+	assert_int_equal(check_credentials(f, text), 0);
+	assert_int_equal(f->problems.count, 0);
+	free(text);
+	assert_int_equal(check_credentials(f, ENDPOINT "powervm_user = \"u\";\n"
+	                                               "powervm_password_encoded = \"YWJj\";\n"),
+	                 0);
+
+	/* Neither user nor password: both missing, naming the keys, without a line. */
+	assert_int_equal(check_credentials(f, ENDPOINT), PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 2);
+	assert_problem(f, "powervmd.conf", 0, "powervm_user",
+	               "required key is missing (example: powervm_user = \"hscroot\";)");
+	assert_problem(f, "powervmd.conf", 0, "powervm_password_file",
+	               "required key is missing: without powervm_file_logon, set "
+	               "powervm_password_file (or powervm_password_encoded)");
+
+	/* A user without a password, a password without a user. */
+	assert_int_equal(check_credentials(f, ENDPOINT "powervm_user = \"u\";\n"), PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 1);
+	assert_problem(f, "powervmd.conf", 0, "powervm_password_file", "required key is missing");
+	assert_int_equal(check_credentials(f, ENDPOINT "powervm_password_encoded = \"YWJj\";\n"),
+	                 PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 1);
+	assert_problem(f, "powervmd.conf", 0, "powervm_user", "required key is missing");
+
+	/* File logon: no password needed, the user still is. */
+	assert_int_equal(check_credentials(f, ENDPOINT "powervm_file_logon = true;\n"
+	                                               "powervm_user = \"neo\";\n"),
+	                 0);
+	assert_int_equal(f->problems.count, 0);
+	assert_int_equal(check_credentials(f, ENDPOINT "powervm_file_logon = true;\n"),
+	                 PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 1);
+	assert_problem(f, "powervmd.conf", 0, "powervm_user", "required key is missing");
+
+	/* Problems already in the list are kept; the new ones are appended. */
+	assert_ok(f, load_text(f, ENDPOINT));
+	f->problems.items = calloc(16, sizeof(*f->problems.items));
+	assert_non_null(f->problems.items);
+	strcpy(f->problems.items[0].key, "earlier");
+	f->problems.count = 1;
+	assert_int_equal(pvm_config_check_credentials(f->cfg, &f->problems), PVM_ECONFIG);
+	assert_int_equal(f->problems.count, 3);
+	assert_string_equal(f->problems.items[0].key, "earlier");
+	assert_string_equal(f->problems.items[1].key, "powervm_user");
+	assert_string_equal(f->problems.items[2].key, "powervm_password_file");
+
+	/* pvm_config_load() itself does not apply the rule (the sample has no credentials). */
+	assert_ok(f, load_text(f, ENDPOINT));
+	free(pw);
+}
+
 /* No problem (file, key, message, or the printed lines) ever carries a secret. */
 static void assert_no_secret(const struct fx *f, const char *const *secrets, size_t n)
 {
@@ -818,6 +1209,23 @@ static void test_config_sample_passes(void **state)
 	assert_int_equal(sample_cfg->retention_hours, d->retention_hours);
 	assert_int_equal(sample_cfg->log_level, d->log_level);
 	assert_int_equal(sample_cfg->log_target, d->log_target);
+	assert_int_equal(sample_cfg->file_logon, d->file_logon);
+	assert_string_equal(sample_cfg->token_dir, d->token_dir);
+	assert_null(sample_cfg->ca_file);
+	assert_int_equal(sample_cfg->tls_verify, d->tls_verify);
+	assert_int_equal(sample_cfg->connect_timeout_s, d->connect_timeout_s);
+	assert_int_equal(sample_cfg->request_timeout_s, d->request_timeout_s);
+	assert_int_equal(sample_cfg->connect_retry_s, d->connect_retry_s);
+	assert_string_equal(sample_cfg->api_socket, d->api_socket);
+	assert_int_equal(sample_cfg->n_api_allowed_uids, 0);
+	assert_int_equal(sample_cfg->api_max_body_kb, d->api_max_body_kb);
+	assert_int_equal(sample_cfg->workers, d->workers);
+	assert_int_equal(sample_cfg->retry_base_ms, d->retry_base_ms);
+	assert_int_equal(sample_cfg->retry_max_ms, d->retry_max_ms);
+	assert_int_equal(sample_cfg->job_poll_min_ms, d->job_poll_min_ms);
+	assert_int_equal(sample_cfg->job_poll_max_ms, d->job_poll_max_ms);
+	assert_int_equal(sample_cfg->shutdown_grace_s, d->shutdown_grace_s);
+	assert_int_equal(sample_cfg->enable_test_ops, d->enable_test_ops);
 	pvm_config_free(sample_cfg);
 	free(sample);
 }
@@ -851,6 +1259,20 @@ static void test_config_sample_covers_every_key(void **state)
 		if (should_set != (strstr(text, set) != NULL))
 			fail_msg("conf/powervmd.conf.sample: %s should %sbe set", keys[i].name,
 			         should_set ? "" : "not ");
+		/* ... to its default, as written in the file. */
+		if (keys[i].def && !keys[i].derived_default) {
+			char *line = NULL;
+			bool quoted = keys[i].type == PVM_CONFIG_STRING ||
+			              keys[i].type == PVM_CONFIG_ENUM;
+			assert_true(asprintf(&line, "\n%s = %s%s%s;\n", keys[i].name,
+			                     quoted ? "\"" : "", keys[i].def,
+			                     quoted ? "\"" : "") > 0);
+			if (!strstr(text, line))
+				fail_msg("conf/powervmd.conf.sample: %s is not set to its default "
+				         "%s",
+				         keys[i].name, keys[i].def);
+			free(line);
+		}
 		free(set);
 		free(commented);
 	}
@@ -880,7 +1302,8 @@ static void test_config_docs_cover_every_key(void **state)
 		char *type = NULL, *example = NULL, *def = NULL;
 		assert_true(asprintf(&type, "- Type: %s", pvm_config_type_name(k->type)) > 0);
 		assert_true(asprintf(&example, "%s = %s;", k->name, k->example) > 0);
-		assert_true(asprintf(&def, "`%s`", k->def ? k->def : "") > 0);
+		/* An empty default is shown as `""`. */
+		assert_true(asprintf(&def, "`%s`", k->def && *k->def ? k->def : "\"\"") > 0);
 		if (!strstr(body, type))
 			fail_msg("docs: %s lacks '%s'", k->name, type);
 		if (!strstr(body, "- Default: "))
@@ -915,11 +1338,14 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_config_minimal_defaults, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_every_key_set, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_table_examples_valid, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_bool, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_syntax_error, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_duplicate_key, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_unknown_key, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_wrong_type, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_out_of_range, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_new_int_ranges, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_retry_and_poll_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_int_without_suffix_not_wrapped, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_config_bad_enum, setup, teardown),
@@ -928,6 +1354,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_config_relative_path, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_endpoint, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_managed_system, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_api_socket, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_api_allowed_uids, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_ca_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_map_larger_than_max, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_many_problems_at_once, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_include, setup, teardown),
@@ -946,6 +1375,7 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_password_encoded, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_password_both_set, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_config_check_credentials, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_secrets_never_in_problems, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_config_sample_passes, setup, teardown),

@@ -1,0 +1,284 @@
+/* cache.c: what powervmd knows of its host and partitions, kept fresh by the event listener.
+ *
+ * At start-up the daemon reads the managed systems and picks its own (by name, MTMS or UUID
+ * from powervm_managed_system, or the only one), then reads that system's partitions. Server
+ * events re-read the partition they name (or everything, after NEW_CLIENT, CACHE_CLEARED or
+ * MISSING_EVENTS), wake operations waiting on that partition, and are published to the
+ * lifecycle event log that GET /v1/events serves. GET /v1/host and /v1/instances answer
+ * from here, never from a request to PowerVM.
+ *
+ * LOCKS: c->mu guards host and parts; it is never held across a PowerVM request.
+ */
+#include "cache.h"
+
+#include "pvm/error.h"
+#include "pvm/eventlog.h"
+#include "pvm/log.h"
+#include "pvm/pvm_objects.h"
+#include "pvm/util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct pvm_cache {
+	struct pvm_client *client;
+	struct pvm_engine *engine;
+	struct pvm_eventlog *events;
+	char ms_uuid[64];
+	char ms_href[512];
+	pthread_mutex_t mu;
+	json_t *host;  /* guarded by mu */
+	json_t *parts; /* guarded by mu: object partition uuid (upper case) -> partition */
+};
+
+static json_t *lpar_json(const struct pvm_lpar *l)
+{
+	return json_pack("{s:s?, s:s?, s:I, s:s?, s:s?, s:I, s:I, s:f, s:s?, s:s?, s:b}", "uuid",
+	                 l->meta.uuid, "name", l->name, "id", (json_int_t)l->id, "state", l->state,
+	                 "type", l->type, "memory_mb", (json_int_t)l->memory_mb, "vcpus",
+	                 (json_int_t)l->vcpus, "proc_units", l->proc_units, "rmc_state",
+	                 l->rmc_state, "migration_state", l->migration_state, "management",
+	                 (int)l->is_mgmt);
+}
+
+static int read_host(struct pvm_cache *c, const char *which, struct pvm_rest_error *err)
+{
+	struct pvm_resp resp = {0};
+	int rc = pvm_client_get(c->client, "uom/ManagedSystem", NULL, NULL, &resp, err);
+	struct pvm_managed_system_list *l = NULL;
+	if (rc == 0)
+		rc = pvm_parse_managed_system(resp.body, resp.len, NULL, &l, err);
+	pvm_resp_fini(&resp);
+	if (rc)
+		return rc;
+	long i = pvm_managed_system_find(l, which);
+	if (i < 0) {
+		pvm_error("powervm_managed_system \"%s\" matches none of the %zu managed systems "
+		          "this endpoint manages%s",
+		          which ? which : "", l->count,
+		          (!which || !which[0]) && l->count > 1
+		                  ? " (several: set powervm_managed_system to a name, MTMS or UUID)"
+		                  : "");
+		for (size_t k = 0; k < l->count; k++)
+			pvm_error("  managed system: name %s, MTMS %s, UUID %s",
+			          l->items[k].name ? l->items[k].name : "?",
+			          l->items[k].mtms ? l->items[k].mtms : "?",
+			          l->items[k].meta.uuid ? l->items[k].meta.uuid : "?");
+		pvm_managed_system_list_free(l);
+		return PVM_ENOTFOUND;
+	}
+	const struct pvm_managed_system *m = &l->items[i];
+	json_t *h = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:f, s:f, s:b, s:b}", "uuid",
+	                      m->meta.uuid, "name", m->name, "mtms", m->mtms, "state", m->state,
+	                      "memory_configurable_mb", (json_int_t)m->memory_configurable_mb,
+	                      "memory_available_mb", (json_int_t)m->memory_available_mb,
+	                      "memory_region_mb", (json_int_t)m->memory_region_mb,
+	                      "proc_units_configurable", m->proc_units_configurable,
+	                      "proc_units_available", m->proc_units_available,
+	                      "active_migration_capable", (int)m->active_migration_capable,
+	                      "inactive_migration_capable", (int)m->inactive_migration_capable);
+	pvm_strlcpy(c->ms_uuid, m->meta.uuid ? m->meta.uuid : "", sizeof(c->ms_uuid));
+	pvm_strlcpy(c->ms_href, m->meta.href ? m->meta.href : "", sizeof(c->ms_href));
+	pvm_managed_system_list_free(l);
+	if (!h)
+		return PVM_ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	json_decref(c->host);
+	c->host = h;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+static int read_parts(struct pvm_cache *c, struct pvm_rest_error *err)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "uom/ManagedSystem/%s/LogicalPartition", c->ms_uuid);
+	struct pvm_resp resp = {0};
+	int rc = pvm_client_get(c->client, path, NULL, NULL, &resp, err);
+	struct pvm_lpar_list *l = NULL;
+	if (rc == 0)
+		rc = pvm_parse_lpar(resp.body, resp.len, NULL, &l, err);
+	pvm_resp_fini(&resp);
+	if (rc)
+		return rc;
+	json_t *parts = json_object();
+	for (size_t i = 0; parts && i < l->count; i++)
+		if (l->items[i].meta.uuid)
+			json_object_set_new(parts, l->items[i].meta.uuid, lpar_json(&l->items[i]));
+	pvm_lpar_list_free(l);
+	if (!parts)
+		return PVM_ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	json_decref(c->parts);
+	c->parts = parts;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+/* Re-reads one partition; a 404 removes it. Returns its new state in st (or ""). */
+static void read_part(struct pvm_cache *c, const char *uuid, char *st, size_t n)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "uom/LogicalPartition/%s", uuid);
+	struct pvm_resp resp = {0};
+	struct pvm_rest_error err = {0};
+	st[0] = '\0';
+	int rc = pvm_client_get(c->client, path, NULL, NULL, &resp, &err);
+	struct pvm_lpar_list *l = NULL;
+	if (rc == 0)
+		rc = pvm_parse_lpar(resp.body, resp.len, resp.etag, &l, &err);
+	pvm_resp_fini(&resp);
+	pthread_mutex_lock(&c->mu);
+	if (rc == PVM_ENOTFOUND) {
+		json_object_del(c->parts, uuid);
+	} else if (rc == 0 && l->count == 1) {
+		json_object_set_new(c->parts, uuid, lpar_json(&l->items[0]));
+		if (l->items[0].state)
+			pvm_strlcpy(st, l->items[0].state, n);
+	}
+	pthread_mutex_unlock(&c->mu);
+	pvm_lpar_list_free(l);
+}
+
+int pvm_cache_create(struct pvm_client *client, const char *managed_system,
+                     struct pvm_eventlog *events, struct pvm_cache **out)
+{
+	struct pvm_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return PVM_ENOMEM;
+	c->client = client;
+	c->events = events;
+	c->parts = json_object();
+	pthread_mutex_init(&c->mu, NULL);
+	struct pvm_rest_error err = {0};
+	int rc = read_host(c, managed_system, &err);
+	if (rc == 0)
+		rc = read_parts(c, &err);
+	if (rc) {
+		if (rc != PVM_ENOTFOUND || err.message[0])
+			pvm_error("reading the managed system and its partitions: %s",
+			          err.message[0] ? err.message : pvm_strerror(rc));
+		pvm_cache_destroy(c);
+		return rc;
+	}
+	pvm_info("managed system %s; %zu partitions", c->ms_uuid, json_object_size(c->parts));
+	*out = c;
+	return 0;
+}
+
+void pvm_cache_set_engine(struct pvm_cache *c, struct pvm_engine *e)
+{
+	c->engine = e;
+}
+
+void pvm_cache_destroy(struct pvm_cache *c)
+{
+	if (!c)
+		return;
+	json_decref(c->host);
+	json_decref(c->parts);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+const char *pvm_cache_ms_uuid(const struct pvm_cache *c)
+{
+	return c->ms_uuid;
+}
+
+const char *pvm_cache_ms_href(const struct pvm_cache *c)
+{
+	return c->ms_href;
+}
+
+json_t *pvm_cache_host(struct pvm_cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	json_t *h = c->host ? json_deep_copy(c->host) : NULL;
+	pthread_mutex_unlock(&c->mu);
+	return h;
+}
+
+json_t *pvm_cache_instances(struct pvm_cache *c, const char *uuid)
+{
+	json_t *out = NULL;
+	pthread_mutex_lock(&c->mu);
+	if (uuid) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(c->parts, k, v)
+		{
+			if (strcasecmp(k, uuid) == 0 &&
+			    !json_is_true(json_object_get(v, "management")))
+				out = json_deep_copy(v);
+		}
+	} else {
+		json_t *arr = json_array();
+		const char *k;
+		json_t *v;
+		json_object_foreach(c->parts, k, v)
+		{
+			const char *type = json_string_value(json_object_get(v, "type"));
+			if (json_is_true(json_object_get(v, "management")) ||
+			    (type && strcmp(type, "Virtual IO Server") == 0))
+				continue;
+			json_array_append_new(arr, json_deep_copy(v));
+		}
+		out = json_pack("{s:o}", "instances", arr);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return out;
+}
+
+/* The partition UUID an event's URI names, if it names one. */
+static bool uri_partition(const char *uri, char *out, size_t n)
+{
+	const char *p = uri ? strstr(uri, "/LogicalPartition/") : NULL;
+	if (!p)
+		return false;
+	p += strlen("/LogicalPartition/");
+	size_t len = strcspn(p, "/?");
+	if (len != 36 || len >= n)
+		return false;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return pvm_is_uuid(out);
+}
+
+void pvm_cache_on_event(void *arg, const struct pvm_event *ev)
+{
+	struct pvm_cache *c = arg;
+	if (ev->kind == PVM_EVENT_RESYNC) {
+		struct pvm_rest_error err = {0};
+		if (read_parts(c, &err) == 0)
+			pvm_info("events: %s: partitions re-read", ev->type);
+		if (c->events)
+			pvm_eventlog_publish(c->events,
+			                     json_pack("{s:s, s:s}", "type", "resync", "reason",
+			                               ev->type ? ev->type : ""),
+			                     NULL);
+		return;
+	}
+	char uuid[40];
+	if (!uri_partition(ev->data, uuid, sizeof(uuid)))
+		return;
+	char state[64] = "";
+	if (ev->kind == PVM_EVENT_DELETE) {
+		pthread_mutex_lock(&c->mu);
+		json_object_del(c->parts, uuid);
+		pthread_mutex_unlock(&c->mu);
+	} else {
+		read_part(c, uuid, state, sizeof(state));
+	}
+	if (c->engine)
+		pvm_engine_partition_event(c->engine, uuid);
+	if (c->events)
+		pvm_eventlog_publish(c->events,
+		                     json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "type", "partition",
+		                               "partition_uuid", uuid, "event",
+		                               ev->type ? ev->type : "", "detail", ev->detail,
+		                               "state", state[0] ? state : NULL),
+		                     NULL);
+}

@@ -1,0 +1,13 @@
+/* ops.h: the operation types the engine runs (one file each in workers/). */
+#ifndef PVM_WORKERS_OPS_H
+#define PVM_WORKERS_OPS_H
+
+#include "pvm/engine.h"
+
+extern const struct pvm_op_type pvm_op_test_steps;
+extern const struct pvm_op_type pvm_op_test_jobs;
+
+/* Registers every operation type with e. Returns 0 or the first error. */
+int pvm_ops_register_all(struct pvm_engine *e);
+
+#endif
