@@ -547,10 +547,18 @@ static size_t free_bytes(struct pvm_queue *q)
 	if (mdb_cursor_open(txn, 0, &c)) {
 		mdb_txn_abort(txn);
 		return 0;
-	}
+	} /* Pages freed by the last committed transaction are not reusable yet: LMDB keeps them
+	 * for the previous meta page until one more transaction commits. */
+	MDB_envinfo info;
+	mdb_env_info(q->env, &info);
 	MDB_val key, val;
 	int rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
 	while (rc == 0) {
+		size_t txnid = 0;
+		if (key.mv_size == sizeof(size_t))
+			memcpy(&txnid, key.mv_data, sizeof(txnid));
+		if (txnid >= info.me_last_txnid)
+			break;
 		if (val.mv_size >= sizeof(size_t)) {
 			size_t n;
 			memcpy(&n, val.mv_data, sizeof(n));
@@ -1531,23 +1539,49 @@ static int apply_purge_expired(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 	return rc;
 }
 
+/* Records when the last purge ran: a real change, so that the purge's freed pages become
+ * reusable. */
+static int apply_touch(struct pvm_queue *q, MDB_txn *txn, struct req *r)
+{
+	(void)r;
+	unsigned char v[8];
+	be64(v, (uint64_t)pvm_now_ms());
+	MDB_val key = {9, "purged_at"}, val = {8, v};
+	return lmdb_err(mdb_put(txn, q->dbi[D_META], &key, &val, 0), "put purged_at");
+}
+
 int pvm_queue_purge(struct pvm_queue *q, int64_t before_ms, size_t max, size_t *purged)
 {
-	size_t total = 0;
+	size_t total = 0, step = PURGE_CHUNK;
 	int rc = 0;
-	/* In chunks, so one purge never makes one huge transaction. */
+	/* In chunks, so one purge never makes one huge transaction. A chunk that does not fit
+	 * a nearly full map (deleting needs fresh pages too, and freed ones are reusable only
+	 * after the commit) is retried smaller, down to one operation, which the reserve
+	 * kept for draining always holds. */
 	for (;;) {
-		size_t chunk = PURGE_CHUNK;
+		size_t chunk = step;
 		if (max && max - total < chunk)
 			chunk = max - total;
 		struct purge_arg a = {.before = before_ms, .max = chunk};
 		struct req r = {.apply = apply_purge, .arg = &a};
 		rc = run_request(q, &r);
+		if (rc == PVM_EFULL && step > 1) {
+			step = step / 8 ? step / 8 : 1;
+			continue;
+		}
 		if (rc)
 			break;
 		total += a.purged;
 		if (a.purged < chunk || (max && total >= max))
 			break;
+		if (step < PURGE_CHUNK)
+			step *= 2;
+	}
+	/* One more small commit makes the pages the last chunk freed reusable at once (LMDB
+	 * reuses a transaction's freed pages only after a later one commits). */
+	if (rc == 0 && total) {
+		struct req touch = {.apply = apply_touch};
+		rc = run_request(q, &touch);
 	}
 	if (purged)
 		*purged = total;

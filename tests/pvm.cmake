@@ -10,11 +10,13 @@ if(TARGET pvm_client AND TARGET pvmsim)
   add_dependencies(test_pvm_client pvmsim)
 endif()
 
-# libFuzzer targets (clang, -DPVM_FUZZ=ON): one per parser family, each run for
+# libFuzzer targets (clang, -DPVM_FUZZ=ON): one per parser (and one for the builders that
+# edit what the server sent), each run for
 # PVM_FUZZ_SECONDS by ctest, seeded with the captured responses.
 if(PVM_FUZZ AND TARGET pvm_client)
-  set(PVM_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs under ctest")
-  set(PVM_FUZZ_NAMES lpar vios storage network web edit)
+  set(PVM_FUZZ_SECONDS 10 CACHE STRING "Seconds each fuzz target runs under ctest")
+  set(PVM_FUZZ_NAMES lpar managedsystem vios volumegroup ssp tier logicalunit cna vswitch
+      event file job logon httperror edit)
   list(LENGTH PVM_FUZZ_NAMES _n)
   math(EXPR _last "${_n} - 1")
   foreach(i RANGE ${_last})

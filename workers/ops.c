@@ -3,6 +3,7 @@
 
 static const struct pvm_op_type *const all_types[] = {
         &pvm_op_test_steps,
+        &pvm_op_test_jobs,
 };
 
 int pvm_ops_register_all(struct pvm_engine *e)

@@ -18,13 +18,14 @@
 #include "pvm/util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 struct pvm_cache {
 	struct pvm_client *client;
-	struct pvm_engine *engine;
+	_Atomic(struct pvm_engine *) engine; /* set once the workers run; read by the listener */
 	struct pvm_eventlog *events;
 	char ms_uuid[64];
 	char ms_href[512];
@@ -170,7 +171,7 @@ int pvm_cache_create(struct pvm_client *client, const char *managed_system,
 
 void pvm_cache_set_engine(struct pvm_cache *c, struct pvm_engine *e)
 {
-	c->engine = e;
+	atomic_store(&c->engine, e);
 }
 
 void pvm_cache_destroy(struct pvm_cache *c)
@@ -272,8 +273,9 @@ void pvm_cache_on_event(void *arg, const struct pvm_event *ev)
 	} else {
 		read_part(c, uuid, state, sizeof(state));
 	}
-	if (c->engine)
-		pvm_engine_partition_event(c->engine, uuid);
+	struct pvm_engine *e = atomic_load(&c->engine);
+	if (e)
+		pvm_engine_partition_event(e, uuid);
 	if (c->events)
 		pvm_eventlog_publish(c->events,
 		                     json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "type", "partition",

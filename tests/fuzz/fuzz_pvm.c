@@ -35,31 +35,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pvm_rest_error err;
 #if FUZZ_KIND == 0
 	PARSE_LIST(lpar);
-	PARSE_LIST(managed_system);
 #elif FUZZ_KIND == 1
+	PARSE_LIST(managed_system);
+#elif FUZZ_KIND == 2
 	struct pvm_vios_list *l = NULL;
 	if (!pvm_parse_vios(s, size, NULL, &l, &err) && l->count)
 		touch_meta(&l->items[0].lpar.meta, l->count);
 	pvm_vios_list_free(l);
-#elif FUZZ_KIND == 2
-	PARSE_LIST(volume_group);
-	PARSE_LIST(ssp);
-	PARSE_LIST(tier);
-	PARSE_LIST(logical_unit);
 #elif FUZZ_KIND == 3
-	PARSE_LIST(cna);
-	PARSE_LIST(vswitch);
-	PARSE_LIST(event);
-	PARSE_LIST(file);
+	PARSE_LIST(volume_group);
 #elif FUZZ_KIND == 4
+	PARSE_LIST(ssp);
+#elif FUZZ_KIND == 5
+	PARSE_LIST(tier);
+#elif FUZZ_KIND == 6
+	PARSE_LIST(logical_unit);
+#elif FUZZ_KIND == 7
+	PARSE_LIST(cna);
+#elif FUZZ_KIND == 8
+	PARSE_LIST(vswitch);
+#elif FUZZ_KIND == 9
+	PARSE_LIST(event);
+#elif FUZZ_KIND == 10
+	PARSE_LIST(file);
+#elif FUZZ_KIND == 11
 	struct pvm_job *j = NULL;
 	if (!pvm_parse_job(s, size, &j, &err))
 		sink += (size_t)j->status + j->n_results;
 	pvm_job_free(j);
+#elif FUZZ_KIND == 12
 	char tok[256], file[256];
 	pvm_parse_logon(s, size, tok, sizeof(tok), file, sizeof(file), &err);
+#elif FUZZ_KIND == 13
 	pvm_parse_http_error(s, size, &err);
-#elif FUZZ_KIND == 5
+#elif FUZZ_KIND == 14
 	/* The builders that edit what the server sent. */
 	struct pvm_lpar_spec u = {.memory_mb = 4096, .vcpus = 2, .name = "fuzz"};
 	free(pvm_build_lpar_update(s, size, &u, &err));
@@ -76,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(pvm_build_vios_remove_scsi(b, strlen(b), m.lpar_href, "fz", &err));
 	free(b);
 #else
-#error "FUZZ_KIND 0..5"
+#error "FUZZ_KIND 0..14"
 #endif
 	return 0;
 }

@@ -500,33 +500,55 @@ static void test_api_submit_get_list(void **state)
 	resp_fini(&r);
 }
 
-/* docs/examples/test_steps.json is accepted as it is, only its UUIDs replaced. */
-static void test_api_example_body(void **state)
+/* Every docs/examples/<type>.json is accepted as it is, only its UUIDs replaced, and
+ * journaled with the type and params it shows. */
+static void test_api_example_bodies(void **state)
 {
 	struct fixture *f = *state;
-	char *path = pvm_test_source_path("docs/examples/test_steps.json");
-	char *text = NULL;
-	assert_int_equal(pvm_read_file(path, 1 << 20, &text, NULL), 0);
-	free(path);
-	for (char *p = text; strlen(p) >= PVM_UUID_LEN; p++) {
-		char c = p[PVM_UUID_LEN];
-		p[PVM_UUID_LEN] = 0;
-		bool is = pvm_is_uuid(p);
-		p[PVM_UUID_LEN] = c;
-		if (is)
-			memcpy(p, UUID2, PVM_UUID_LEN);
+	char *dirpath = pvm_test_source_path("docs/examples");
+	DIR *dir = opendir(dirpath);
+	assert_non_null(dir);
+	struct dirent *de;
+	int seen = 0;
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
+		char *text = NULL;
+		assert_int_equal(pvm_read_file(path, 1 << 20, &text, NULL), 0);
+		json_t *orig = json_loads(text, 0, NULL);
+		assert_non_null(orig);
+		for (char *p = text; strlen(p) >= PVM_UUID_LEN; p++) {
+			char c = p[PVM_UUID_LEN];
+			p[PVM_UUID_LEN] = 0;
+			bool is = pvm_is_uuid(p);
+			p[PVM_UUID_LEN] = c;
+			if (is)
+				memcpy(p, UUID2, PVM_UUID_LEN);
+		}
+		struct resp r;
+		POST(f, "/v1/operations", text, &r);
+		free(text);
+		if (r.status != 202)
+			fail_msg("%s: status %d: %s", de->d_name, r.status, r.body);
+		uint64_t id = (uint64_t)json_integer_value(json_object_get(r.json, "id"));
+		resp_fini(&r);
+		struct pvm_op *op = NULL;
+		assert_int_equal(pvm_queue_get(f->q, id, &op), 0);
+		assert_string_equal(op->instance_uuid, UUID2);
+		/* the file is named after its type, and its params are journaled as they are */
+		assert_string_equal(op->type, json_string_value(json_object_get(orig, "type")));
+		assert_int_equal(strncmp(de->d_name, op->type, strlen(op->type)), 0);
+		assert_true(json_equal(op->params, json_object_get(orig, "params")));
+		pvm_op_free(op);
+		json_decref(orig);
+		seen++;
 	}
-	struct resp r;
-	POST(f, "/v1/operations", text, &r);
-	free(text);
-	assert_int_equal(r.status, 202);
-	uint64_t id = (uint64_t)json_integer_value(json_object_get(r.json, "id"));
-	resp_fini(&r);
-	struct pvm_op *op = NULL;
-	assert_int_equal(pvm_queue_get(f->q, id, &op), 0);
-	assert_string_equal(op->instance_uuid, UUID2);
-	assert_true(json_is_true(json_object_get(op->params, "delete_at_end")));
-	pvm_op_free(op);
+	closedir(dir);
+	free(dirpath);
+	assert_true(seen >= 2);
 }
 
 static void test_api_idempotency(void **state)
@@ -1310,7 +1332,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_api_socket_mode, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_submit_get_list, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_api_example_body, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_api_example_bodies, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_idempotency, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_concurrent_submissions, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_bad_input, setup, teardown),
