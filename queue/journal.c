@@ -1606,6 +1606,31 @@ int pvm_queue_get(struct pvm_queue *q, uint64_t id, struct pvm_op **out)
 	return rc;
 }
 
+int pvm_queue_state(struct pvm_queue *q, uint64_t id, enum pvm_op_state *out)
+{
+	MDB_txn *txn;
+	int rc = read_begin(q, &txn);
+	if (rc)
+		return rc;
+	/* Finished states first: long-polls ask until they see one. */
+	static const enum pvm_op_state order[] = {
+	        PVM_OP_SUCCEEDED, PVM_OP_FAILED, PVM_OP_CANCELLED, PVM_OP_RUNNING,
+	        PVM_OP_WAITING,   PVM_OP_QUEUED, PVM_OP_REVERTING};
+	rc = PVM_ENOTFOUND;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		unsigned char k[9];
+		state_key(k, order[i], id);
+		MDB_val key = {9, k}, val;
+		if (mdb_get(txn, q->dbi[D_STATE], &key, &val) == 0) {
+			*out = order[i];
+			rc = 0;
+			break;
+		}
+	}
+	read_end(q, txn);
+	return rc;
+}
+
 int pvm_queue_find_key(struct pvm_queue *q, const char *key, uint64_t *id_out)
 {
 	if (!key || !key[0] || strlen(key) >= PVM_IDEM_KEY_MAX)

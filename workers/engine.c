@@ -304,11 +304,14 @@ static void set_from_rest(struct pvm_step_result *res, int rc, const struct pvm_
 static int64_t next_poll(struct pvm_engine *e, const char *op, int64_t elapsed)
 {
 	int64_t exp = expected_ms(e, op);
-	int64_t d;
-	if (elapsed < exp)
-		d = exp - elapsed + exp / 20 + 50;
-	else
-		d = elapsed / 4;
+	if (elapsed < exp) {
+		/* The first poll goes just after the expected end, however long that is (the
+		 * cap is for back-off, not for this one): jobs of 30 minutes need no polls
+		 * every 30 s before they can have finished. */
+		int64_t d = exp - elapsed + exp / 50 + 50;
+		return d < e->opts.poll_min_ms ? e->opts.poll_min_ms : d;
+	}
+	int64_t d = elapsed / 8;
 	if (d < e->opts.poll_min_ms)
 		d = e->opts.poll_min_ms;
 	if (d > e->opts.poll_max_ms)
@@ -418,6 +421,11 @@ void pvm_step_job(struct pvm_step_ctx *ctx, const char *key, const char *root, c
 			return;
 		}
 		rc = pvm_job_outcome(job, &err);
+		/* The job's own clock says how long it ran; the time of the poll that saw it
+		 * finished is always later and would only ever raise the estimate. */
+		int64_t ran = job->time_started > 0 && job->time_completed >= job->time_started
+		                      ? job->time_completed - job->time_started
+		                      : ctx->now_ms - started;
 		pvm_job_free(job);
 		if (rc == -EINPROGRESS) {
 			int64_t el = ctx->now_ms - started;
@@ -453,7 +461,7 @@ void pvm_step_job(struct pvm_step_ctx *ctx, const char *key, const char *root, c
 			              err.message[0] ? err.message : pvm_strerror(rc));
 			return;
 		}
-		learn(e, op, ctx->now_ms - started);
+		learn(e, op, ran);
 		json_object_set_new(ent, "done", json_true());
 		*done = true;
 		return;
@@ -494,12 +502,11 @@ submit:;
 		set_from_rest(res, rc, &err, op);
 		return;
 	}
-	ent = json_object_get(ctx->data, key);
-	json_object_set_new(ent, "job_id", json_string(id));
-	if ((rc = pvm_step_intent(ctx, NULL))) {
-		pvm_step_retry(res, rc, "recording job %s: %s", id, pvm_strerror(rc));
-		return;
-	}
+	/* Recorded by the step's own commit, which follows at once: a second synced write here
+	 * would not narrow the window between the server accepting the job and the journal
+	 * knowing its id (a crash there leaves an intent without JobID, which reconcile
+	 * settles). */
+	json_object_set_new(json_object_get(ctx->data, key), "job_id", json_string(id));
 	pvm_step_wait(res, ctx->now_ms + next_poll(e, op, 0), "job submitted");
 }
 
@@ -534,8 +541,8 @@ static void count_final(struct pvm_engine *e, const char *type, enum pvm_op_stat
 
 /* Commits u; logs a failure to commit (the operation stays claimed in the journal and
  * returns to the queue at the next start). */
-static void commit(struct pvm_engine *e, const char *type, struct pvm_op_update *u,
-                   const struct pvm_log_ctx *log)
+static int commit(struct pvm_engine *e, const char *type, struct pvm_op_update *u,
+                  const struct pvm_log_ctx *log)
 {
 	int rc = pvm_queue_update(e->q, u);
 	if (rc)
@@ -545,6 +552,7 @@ static void commit(struct pvm_engine *e, const char *type, struct pvm_op_update 
 		pvm_engine_notify(e);
 	if (rc == 0 && u->new_state != PVM_KEEP)
 		count_final(e, type, (enum pvm_op_state)u->new_state);
+	return rc;
 }
 
 /* Starts the way back from a forward step: reverting, undo from the current step. */
@@ -577,8 +585,13 @@ static void finish_revert(struct pvm_engine *e, const struct pvm_op *op,
 	        cancel ? "cancelled" : "failed", op->error ? op->error : "");
 }
 
-static void run_step(struct pvm_engine *e, struct pvm_op *op)
+/* Runs one step of op (claimed by this worker) and commits its result. Returns true when
+ * the step was done, another forward step follows, and the worker keeps the operation to
+ * run it at once (may_keep): that saves releasing and claiming it again (two synced
+ * transactions). Otherwise the operation is released, parked or finished. */
+static bool run_step(struct pvm_engine *e, struct pvm_op *op, bool may_keep)
 {
+	bool keep = false;
 	struct pvm_log_ctx log = {op->id, op->instance_uuid, op->request_id};
 	const struct pvm_op_type *t = find_version(e, op->type, op->table_version);
 	if (!t) {
@@ -602,34 +615,34 @@ static void run_step(struct pvm_engine *e, struct pvm_op *op)
 			u.error_code = "PVM_EVERSION";
 			commit(e, op->type, &u, &log);
 		}
-		return;
+		return false;
 	}
 	bool reverse = op->state == PVM_OP_REVERTING;
 	int64_t now = pvm_now_ms();
 	if (!reverse) {
 		if (op->flags & PVM_OPF_CANCEL_REQUESTED) {
 			turn_around(e, op, "cancel requested", "cancelled", &log);
-			return;
+			return false;
 		}
 		if (op->deadline_ms && now > op->deadline_ms &&
 		    !json_object_get(json_object_get(op->checkpoints, step_key(t, op->step)),
 		                     "job_id")) {
 			turn_around(e, op, "the operation's deadline passed", "PVM_ETIMEDOUT",
 			            &log);
-			return;
+			return false;
 		}
 	}
 	if (op->step < 0 || (size_t)op->step >= t->nsteps) {
 		if (reverse) {
 			finish_revert(e, op, &log);
-			return;
+			return false;
 		}
 		struct pvm_op_update u;
 		pvm_op_update_init(&u, op->id);
 		u.new_state = PVM_OP_SUCCEEDED;
 		u.progress = 100;
 		commit(e, op->type, &u, &log);
-		return;
+		return false;
 	}
 	const struct pvm_step_def *sd = &t->steps[op->step];
 	if (reverse && !sd->undo) {
@@ -639,10 +652,10 @@ static void run_step(struct pvm_engine *e, struct pvm_op *op)
 		u.due_ms = now;
 		if (op->step == 0) {
 			finish_revert(e, op, &log);
-			return;
+			return false;
 		}
 		commit(e, op->type, &u, &log);
-		return;
+		return false;
 	}
 
 	json_t *data = json_object_get(op->checkpoints, sd->name);
@@ -695,7 +708,10 @@ static void run_step(struct pvm_engine *e, struct pvm_op *op)
 				u.new_state = PVM_OP_SUCCEEDED;
 				u.progress = 100;
 			} else {
-				u.due_ms = now;
+				if (may_keep)
+					keep = true; /* no due time: still claimed by this worker */
+				else
+					u.due_ms = now;
 				if (res.progress < 0)
 					u.progress = (int32_t)(100 * u.step / (int32_t)t->nsteps);
 			}
@@ -713,7 +729,7 @@ static void run_step(struct pvm_engine *e, struct pvm_op *op)
 			json_decref(cp2);
 			json_decref(data);
 			finish_revert(e, op, &log);
-			return;
+			return false;
 		} else {
 			u.step = op->step - 1;
 			u.due_ms = now;
@@ -775,11 +791,13 @@ static void run_step(struct pvm_engine *e, struct pvm_op *op)
 		}
 		break;
 	}
-	commit(e, op->type, &u, &log);
+	if (commit(e, op->type, &u, &log) != 0)
+		keep = false;
 out:
 	json_decref(cp);
 	json_decref(res.result);
 	json_decref(data);
+	return keep;
 }
 
 /* ---- the pool ------------------------------------------------------------------------ */
@@ -841,9 +859,32 @@ static void *worker_main(void *arg)
 		}
 		pthread_mutex_lock(&e->mu);
 		e->busy++;
-		pthread_mutex_unlock(&e->mu);
-		run_step(e, op);
-		pvm_op_free(op);
+		pthread_mutex_unlock(
+		        &e->mu); /* Consecutive forward steps of one operation run here without releasing it,
+		 * a bounded number of times, unless the engine is stopping or pausing. */
+		uint64_t id = op->id;
+		for (int chain = 0; op; chain++) {
+			pthread_mutex_lock(&e->mu);
+			bool may_keep = chain < 16 && !e->stopping && !e->paused;
+			pthread_mutex_unlock(&e->mu);
+			bool keep = run_step(e, op, may_keep);
+			pvm_op_free(op);
+			op = NULL;
+			if (!keep)
+				break;
+			int grc = pvm_queue_get(e->q, id, &op);
+			if (grc == 0 && op->state == PVM_OP_RUNNING)
+				continue;
+			pvm_op_free(op);
+			op = NULL;
+			if (grc) { /* cannot read it back: release it for a later claim */
+				struct pvm_op_update u;
+				pvm_op_update_init(&u, id);
+				u.due_ms = pvm_now_ms();
+				pvm_queue_update(e->q, &u);
+				pvm_engine_notify(e);
+			}
+		}
 		pthread_mutex_lock(&e->mu);
 		e->busy--;
 		pthread_mutex_unlock(&e->mu);

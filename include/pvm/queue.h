@@ -160,6 +160,9 @@ int pvm_queue_submit_many(struct pvm_queue *q, const struct pvm_op_submit *s, si
 /* Reads one operation. PVM_ENOTFOUND, or PVM_ECORRUPT / PVM_EVERSION for a damaged or
  * future record (which is then quarantined by the next write batch). */
 int pvm_queue_get(struct pvm_queue *q, uint64_t id, struct pvm_op **out);
+/* The state of one operation, from the state index alone (no record is decoded): cheap
+ * enough to call after every commit for each long-polled operation. PVM_ENOTFOUND. */
+int pvm_queue_state(struct pvm_queue *q, uint64_t id, enum pvm_op_state *out);
 /* Finds the operation holding an idempotency key. */
 int pvm_queue_find_key(struct pvm_queue *q, const char *key, uint64_t *id_out);
 

@@ -242,11 +242,11 @@ static bool check_ops(struct pvm_api *api, uint64_t cur)
 	bool done[64];
 	pthread_mutex_unlock(&api->mu);
 	for (size_t i = 0; i < n; i++) {
-		struct pvm_op *op = NULL;
-		int rc = pvm_queue_get(api->o.queue, ids[i], &op);
+		/* The state index only: no record is decoded after every commit. */
+		enum pvm_op_state st = PVM_OP_QUEUED;
+		int rc = pvm_queue_state(api->o.queue, ids[i], &st);
 		/* Gone (purged) or unreadable: answer, the handler reports it. */
-		done[i] = rc != 0 || !pvm_op_state_active(op->state);
-		pvm_op_free(op);
+		done[i] = rc != 0 || !pvm_op_state_active(st);
 	}
 	pthread_mutex_lock(&api->mu);
 	struct request *r = api->waiters, *next;
