@@ -6,6 +6,10 @@
 
 extern const struct pvm_op_type pvm_op_test_steps;
 extern const struct pvm_op_type pvm_op_test_jobs;
+extern const struct pvm_op_type pvm_op_power_off;
+extern const struct pvm_op_type pvm_op_power_on;
+extern const struct pvm_op_type pvm_op_reboot;
+extern const struct pvm_op_type pvm_op_resume_state_on_host_boot;
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);

@@ -69,6 +69,9 @@ struct pvm_config {
 	int64_t shutdown_grace_s; /* powervm_shutdown_grace_s */
 	bool enable_test_ops;     /* powervm_enable_test_ops: tests only, never in production */
 
+	/* nova */
+	char *proc_units_factor; /* powervm_proc_units_factor: a decimal 0.05..1 (checked) */
+
 	/* logging */
 	enum pvm_log_level log_level;   /* powervm_log_level */
 	enum pvm_log_target log_target; /* powervm_log_target */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT     1000
@@ -373,6 +374,15 @@ static enum MHD_Result submit(struct request *r)
 	if (t->requires_instance && !uuid[0]) {
 		ret = bad(r, "instance_uuid", "operations of type %s require an instance_uuid",
 		          t->name);
+		goto out;
+	}
+	/* Params that mirror nova's arguments carry the instance too: both must agree. */
+	const char *pu = json_string_value(json_object_get(
+	        json_object_get(json_object_get(body, "params"), "instance"), "uuid"));
+	if (pu && strcasecmp(pu, uuid) != 0) {
+		ret = bad(r, "params.instance.uuid",
+		          "params.instance.uuid (%.40s) is not the operation's instance_uuid (%s)",
+		          pu, uuid[0] ? uuid : "none");
 		goto out;
 	}
 	const char *key = NULL, *reqid = NULL;

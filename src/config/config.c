@@ -60,6 +60,7 @@ static int check_printable(const char *v, char *why, size_t n);
 static int check_base64(const char *v, char *why, size_t n);
 static int check_socket_path(const char *v, char *why, size_t n);
 static int check_uid_list(const char *v, char *why, size_t n);
+static int check_proc_units_factor(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
@@ -332,6 +333,18 @@ static const struct pvm_config_key keys[] = {
                 .example = "120",
                 .offset = FIELD(shutdown_grace_s),
         },
+        /* nova */
+        {
+                .name = "powervm_proc_units_factor",
+                .type = PVM_CONFIG_STRING,
+                .def = "0.1",
+                .meaning = "processing units per vCPU, a decimal from 0.05 to 1: the host's "
+                           "vCPUs for nova are its configurable processing units divided "
+                           "by it (as nova-powervm's proc_units_factor)",
+                .example = "\"0.2\"",
+                .offset = FIELD(proc_units_factor),
+                .check = check_proc_units_factor,
+        },
         {
                 .name = "powervm_enable_test_ops",
                 .type = PVM_CONFIG_BOOL,
@@ -401,6 +414,26 @@ static int has_ctrl_or_space(const char *s)
 	for (; *s; s++)
 		if (iscntrl((unsigned char)*s) || *s == ' ')
 			return 1;
+	return 0;
+}
+
+/* A decimal from 0.05 to 1 ("0.1", "1", ".5"): digits and one point, nothing else. */
+static int check_proc_units_factor(const char *v, char *why, size_t n)
+{
+	size_t digits = 0, points = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			digits++;
+		else if (*p == '.')
+			points++;
+		else
+			digits = 1000; /* any other character */
+	}
+	double d = digits && digits < 1000 && points <= 1 ? strtod(v, NULL) : -1;
+	if (!(d >= 0.05 && d <= 1.0)) {
+		snprintf(why, n, "must be a decimal from 0.05 to 1 (e.g. \"0.1\")");
+		return -1;
+	}
 	return 0;
 }
 

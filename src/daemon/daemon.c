@@ -232,7 +232,10 @@ static int connect_powervm(struct daemon *d)
 		return rc;
 	}
 	pvm_info("logged on to %s as %s", cfg->endpoint, cfg->user ? cfg->user : "(token file)");
-	return pvm_cache_create(d->client, cfg->managed_system, d->events, &d->cache);
+	rc = pvm_cache_create(d->client, cfg->managed_system, d->events, &d->cache);
+	if (rc == 0 && cfg->proc_units_factor)
+		pvm_cache_set_proc_units_factor(d->cache, strtod(cfg->proc_units_factor, NULL));
+	return rc;
 }
 
 static int start_engine(struct daemon *d, bool paused)

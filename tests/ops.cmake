@@ -1,0 +1,2 @@
+# Operation types (workers/op_*.c): their pure parts (power-state mapping, validation).
+pvm_add_unit_test(test_ops_power SOURCES unit/test_ops_power.c LIBS pvm_workers pvm_testutil)
