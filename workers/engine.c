@@ -68,7 +68,8 @@ struct pvm_engine {
 	int busy;                            /* guarded by mu */
 	int running_workers;                 /* guarded by mu */
 	struct learned learned[MAX_LEARNED]; /* guarded by mu */
-	size_t nlearned;
+	size_t nlearned;                     /* Limits SIGHUP may change while workers read them. */
+	_Atomic int64_t retry_base_ms, retry_max_ms, poll_min_ms, poll_max_ms;
 
 	_Atomic uint64_t steps_run, steps_retried, steps_failed;
 	_Atomic uint64_t ops_succeeded, ops_failed, ops_cancelled, reconciles, duplicate_jobs;
@@ -309,13 +310,13 @@ static int64_t next_poll(struct pvm_engine *e, const char *op, int64_t elapsed)
 		 * cap is for back-off, not for this one): jobs of 30 minutes need no polls
 		 * every 30 s before they can have finished. */
 		int64_t d = exp - elapsed + exp / 50 + 50;
-		return d < e->opts.poll_min_ms ? e->opts.poll_min_ms : d;
+		return d < atomic_load(&e->poll_min_ms) ? atomic_load(&e->poll_min_ms) : d;
 	}
 	int64_t d = elapsed / 8;
-	if (d < e->opts.poll_min_ms)
-		d = e->opts.poll_min_ms;
-	if (d > e->opts.poll_max_ms)
-		d = e->opts.poll_max_ms;
+	if (d < atomic_load(&e->poll_min_ms))
+		d = atomic_load(&e->poll_min_ms);
+	if (d > atomic_load(&e->poll_max_ms))
+		d = atomic_load(&e->poll_max_ms);
 	return d;
 }
 
@@ -492,7 +493,7 @@ submit:;
 		 * from the objects once that job has finished. */
 		pvm_log(PVM_LOG_INFO, &ctx->log, "%s refused: %s; waiting for the running job", op,
 		        err.message);
-		pvm_step_wait(res, ctx->now_ms + 4 * e->opts.poll_min_ms,
+		pvm_step_wait(res, ctx->now_ms + 4 * atomic_load(&e->poll_min_ms),
 		              "a job of this kind runs");
 		return;
 	}
@@ -514,11 +515,11 @@ submit:;
 
 static int64_t backoff_ms(struct pvm_engine *e, uint32_t attempt)
 {
-	int64_t d = e->opts.retry_base_ms;
-	for (uint32_t i = 1; i < attempt && d < e->opts.retry_max_ms; i++)
+	int64_t d = atomic_load(&e->retry_base_ms);
+	for (uint32_t i = 1; i < attempt && d < atomic_load(&e->retry_max_ms); i++)
 		d *= 2;
-	if (d > e->opts.retry_max_ms)
-		d = e->opts.retry_max_ms;
+	if (d > atomic_load(&e->retry_max_ms))
+		d = atomic_load(&e->retry_max_ms);
 	/* Jitter: between half and the whole delay. */
 	return d / 2 + (int64_t)(next_rand(e) % (uint64_t)(d / 2 + 1));
 }
@@ -737,7 +738,7 @@ static bool run_step(struct pvm_engine *e, struct pvm_op *op, bool may_keep)
 		break;
 	case PVM_STEP_WAIT:
 		u.new_state = PVM_OP_WAITING;
-		u.due_ms = res.due_ms > 0 ? res.due_ms : now + e->opts.poll_min_ms;
+		u.due_ms = res.due_ms > 0 ? res.due_ms : now + atomic_load(&e->poll_min_ms);
 		break;
 	case PVM_STEP_RETRY:
 		atomic_fetch_add(&e->steps_retried, 1);
@@ -896,6 +897,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+void pvm_engine_set_limits(struct pvm_engine *e, int64_t retry_base_ms, int64_t retry_max_ms,
+                           int64_t poll_min_ms, int64_t poll_max_ms)
+{
+	atomic_store(&e->retry_base_ms, retry_base_ms > 0 ? retry_base_ms : 1000);
+	atomic_store(&e->retry_max_ms, retry_max_ms > 0 ? retry_max_ms : 60000);
+	atomic_store(&e->poll_min_ms, poll_min_ms > 0 ? poll_min_ms : 500);
+	atomic_store(&e->poll_max_ms, poll_max_ms > 0 ? poll_max_ms : 30000);
+}
+
 int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,
                       struct pvm_client *client, struct pvm_engine **out)
 {
@@ -913,6 +923,8 @@ int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,
 		e->opts.poll_min_ms = 500;
 	if (!e->opts.poll_max_ms)
 		e->opts.poll_max_ms = 30000;
+	pvm_engine_set_limits(e, e->opts.retry_base_ms, e->opts.retry_max_ms, e->opts.poll_min_ms,
+	                      e->opts.poll_max_ms);
 	e->q = q;
 	e->client = client;
 	e->paused = opts->paused;

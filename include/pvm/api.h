@@ -67,6 +67,9 @@ int pvm_api_start(const struct pvm_api_opts *opts, struct pvm_api **out);
  * closes every connection, removes the socket file and frees the API. NULL is a no-op. */
 void pvm_api_stop(struct pvm_api *api);
 
+/* Changes the request body limit (SIGHUP); requests that start after it use it. */
+void pvm_api_set_max_body(struct pvm_api *api, size_t bytes);
+
 /* Number of threads the API runs (threads + the waker + the submitter): for the daemon's
  * thread budget. */
 int pvm_api_thread_count(const struct pvm_api *api);

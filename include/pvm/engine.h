@@ -145,6 +145,10 @@ int pvm_engine_start(struct pvm_engine *e);
 void pvm_engine_stop(struct pvm_engine *e, int64_t grace_ms);
 void pvm_engine_destroy(struct pvm_engine *e);
 
+/* Changes the back-off and job-poll limits (SIGHUP): steps read them at once. */
+void pvm_engine_set_limits(struct pvm_engine *e, int64_t retry_base_ms, int64_t retry_max_ms,
+                           int64_t poll_min_ms, int64_t poll_max_ms);
+
 void pvm_engine_pause(struct pvm_engine *e);
 void pvm_engine_resume(struct pvm_engine *e);
 bool pvm_engine_paused(struct pvm_engine *e);

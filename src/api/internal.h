@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,7 +95,8 @@ struct request {
 };
 
 struct pvm_api {
-	struct pvm_api_opts o; /* copy; callbacks and handles as given */
+	struct pvm_api_opts o;   /* copy; callbacks and handles as given */
+	_Atomic size_t max_body; /* o.max_body_bytes, changed by SIGHUP (pvm_api_set_max_body) */
 	uid_t *allowed;
 	size_t nallowed;
 	char *socket_path;

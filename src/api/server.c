@@ -429,12 +429,12 @@ static enum MHD_Result begin(struct request *r, const char *url)
 		char *end;
 		errno = 0;
 		unsigned long long n = strtoull(cl, &end, 10);
-		if (errno || *end || n > api->o.max_body_bytes) {
+		if (errno || *end || n > atomic_load(&api->max_body)) {
 			/* The body is not read: the connection closes after the answer. */
 			json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", "too_large",
 			                        "message", "request body exceeds the limit");
 			json_object_set_new(json_object_get(err, "error"), "limit",
-			                    json_integer((json_int_t)api->o.max_body_bytes));
+			                    json_integer((json_int_t)atomic_load(&api->max_body)));
 			return api_reply_json(r, MHD_HTTP_CONTENT_TOO_LARGE, err, true);
 		}
 		if (n > 0 && !header_is_json(r->conn))
@@ -473,7 +473,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		if (r->too_large)
 			return MHD_YES;
-		if (r->len + n > api->o.max_body_bytes) {
+		if (r->len + n > atomic_load(&api->max_body)) {
 			r->too_large = true; /* the rest is read and dropped */
 			free(r->body);
 			r->body = NULL;
@@ -499,7 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", "too_large", "message",
 		                        "request body exceeds the limit");
 		json_object_set_new(json_object_get(err, "error"), "limit",
-		                    json_integer((json_int_t)api->o.max_body_bytes));
+		                    json_integer((json_int_t)atomic_load(&api->max_body)));
 		return api_reply_json(r, MHD_HTTP_CONTENT_TOO_LARGE, err, false);
 	}
 	if (r->len > 0 && !header_is_json(conn))
@@ -702,6 +702,7 @@ int pvm_api_start(const struct pvm_api_opts *opts, struct pvm_api **out)
 	api->listen_fd = -1;
 	if (!api->o.max_body_bytes)
 		api->o.max_body_bytes = DEFAULT_MAX_BODY;
+	atomic_store(&api->max_body, api->o.max_body_bytes);
 	if (api->o.max_wait_s <= 0)
 		api->o.max_wait_s = DEFAULT_MAX_WAIT_S;
 	if (api->o.threads <= 0)
@@ -835,4 +836,10 @@ void pvm_api_stop(struct pvm_api *api)
 int pvm_api_thread_count(const struct pvm_api *api)
 {
 	return api ? api->o.threads + 2 : 0;
+}
+
+void pvm_api_set_max_body(struct pvm_api *api, size_t bytes)
+{
+	if (api && bytes)
+		atomic_store(&api->max_body, bytes);
 }

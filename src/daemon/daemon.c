@@ -306,9 +306,12 @@ static int start_api(struct daemon *d)
 	return rc;
 }
 
-/* SIGHUP: re-reads the file; applies the log level, reports keys that need a restart. */
-static void reload(const struct pvm_config *cur)
+/* SIGHUP: re-reads the file. Applies what can change while running (the log level, the
+ * back-off and job-poll limits, the API's body limit) and names every other changed key,
+ * which takes effect at the next restart. */
+static void reload(struct daemon *d)
 {
+	const struct pvm_config *cur = d->cfg;
 	struct pvm_config *next = NULL;
 	struct pvm_config_problems problems = {0};
 	int rc = pvm_config_load(cur->path, &next, &problems);
@@ -324,17 +327,62 @@ static void reload(const struct pvm_config *cur)
 	}
 	if (next->log_level != cur->log_level) {
 		pvm_log_set_level(next->log_level);
-		pvm_info("SIGHUP: log level is now %s", pvm_log_level_name(next->log_level));
+		pvm_info("SIGHUP: powervm_log_level is now %s",
+		         pvm_log_level_name(next->log_level));
 	}
-	if (strcmp(next->state_dir, cur->state_dir) || strcmp(next->endpoint, cur->endpoint) ||
-	    next->workers != cur->workers || strcmp(next->api_socket, cur->api_socket) ||
-	    next->journal_map_size_mb != cur->journal_map_size_mb ||
-	    next->journal_max_size_mb != cur->journal_max_size_mb ||
-	    next->retention_hours != cur->retention_hours || next->log_target != cur->log_target ||
-	    next->enable_test_ops != cur->enable_test_ops ||
-	    next->n_api_allowed_uids != cur->n_api_allowed_uids)
-		pvm_warn("SIGHUP: only powervm_log_level is reloaded; the other changed keys "
-		         "take effect at the next restart");
+	if (next->retry_base_ms != cur->retry_base_ms || next->retry_max_ms != cur->retry_max_ms ||
+	    next->job_poll_min_ms != cur->job_poll_min_ms ||
+	    next->job_poll_max_ms != cur->job_poll_max_ms) {
+		pvm_engine_set_limits(d->engine, next->retry_base_ms, next->retry_max_ms,
+		                      next->job_poll_min_ms, next->job_poll_max_ms);
+		pvm_info("SIGHUP: back-off %lld..%lld ms, job polls %lld..%lld ms",
+		         (long long)next->retry_base_ms, (long long)next->retry_max_ms,
+		         (long long)next->job_poll_min_ms, (long long)next->job_poll_max_ms);
+	}
+	if (next->api_max_body_kb != cur->api_max_body_kb) {
+		pvm_api_set_max_body(d->api, (size_t)next->api_max_body_kb * 1024);
+		pvm_info("SIGHUP: powervm_api_max_body_kb is now %lld",
+		         (long long)next->api_max_body_kb);
+	}
+	/* Everything else needs a restart: say which. */
+	char later[512] = "";
+	struct {
+		const char *key;
+		bool changed;
+	} restart_keys[] = {
+	        {"powervm_endpoint", strcmp(next->endpoint, cur->endpoint) != 0},
+	        {"powervm_managed_system",
+	         strcmp(next->managed_system ? next->managed_system : "",
+	                cur->managed_system ? cur->managed_system : "") != 0},
+	        {"powervm_state_dir", strcmp(next->state_dir, cur->state_dir) != 0},
+	        {"powervm_api_socket", strcmp(next->api_socket, cur->api_socket) != 0},
+	        {"powervm_api_allowed_uids",
+	         next->n_api_allowed_uids != cur->n_api_allowed_uids ||
+	                 (next->n_api_allowed_uids &&
+	                  memcmp(next->api_allowed_uids, cur->api_allowed_uids,
+	                         next->n_api_allowed_uids * sizeof(unsigned)) != 0)},
+	        {"powervm_workers", next->workers != cur->workers},
+	        {"powervm_journal_map_size_mb",
+	         next->journal_map_size_mb != cur->journal_map_size_mb},
+	        {"powervm_journal_max_size_mb",
+	         next->journal_max_size_mb != cur->journal_max_size_mb},
+	        {"powervm_retention_hours", next->retention_hours != cur->retention_hours},
+	        {"powervm_log_target", next->log_target != cur->log_target},
+	        {"powervm_enable_test_ops", next->enable_test_ops != cur->enable_test_ops},
+	        {"powervm_tls_verify", next->tls_verify != cur->tls_verify},
+	        {"powervm_shutdown_grace_s", next->shutdown_grace_s != cur->shutdown_grace_s},
+	};
+	for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++)
+		if (restart_keys[i].changed &&
+		    strlen(later) + strlen(restart_keys[i].key) + 3 < sizeof(later)) {
+			if (later[0])
+				strcat(later, ", ");
+			strcat(later, restart_keys[i].key);
+		}
+	if (later[0])
+		pvm_warn(
+		        "SIGHUP: changed but not reloadable, taking effect at the next restart: %s",
+		        later);
 	pvm_config_free(next);
 }
 
@@ -408,7 +456,7 @@ int pvm_daemon_run(const struct pvm_config *cfg, const struct pvm_daemon_opts *o
 			continue;
 		if (sig == SIGHUP) {
 			sd_notify_msg("RELOADING=1");
-			reload(cfg);
+			reload(&d);
 			sd_notify_msg("READY=1");
 			continue;
 		}

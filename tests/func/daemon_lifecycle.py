@@ -112,14 +112,19 @@ def test():
         try:
             changed = re.sub(r'powervm_log_level = "\w+";', 'powervm_log_level = "debug";', orig)
             changed = re.sub(r"powervm_workers = \d+;", "powervm_workers = 3;", changed)
+            changed = re.sub(r"powervm_retry_max_ms = \d+;", "powervm_retry_max_ms = 3000;",
+                             changed)
             check(changed != orig, "the stack's config has no log level to change")
             with open(conf, "w") as fh:
                 fh.write(changed)
             os.kill(st.powervmd_pid(), signal.SIGHUP)
-            wait_until(lambda: "SIGHUP: log level is now debug" in st.powervmd_log(), 10,
-                       "the log level change in the log")
-            wait_until(lambda: "take effect at the next restart" in st.powervmd_log(), 10,
-                       "the note about keys that need a restart")
+            wait_until(lambda: "SIGHUP: powervm_log_level is now debug" in st.powervmd_log(),
+                       10, "the log level change in the log")
+            wait_until(lambda: "SIGHUP: back-off 200..3000 ms" in st.powervmd_log(), 10,
+                       "the new back-off limits applied")
+            wait_until(lambda: re.search(r"not reloadable, taking effect at the next restart: "
+                                         r"powervm_workers$", st.powervmd_log(), re.M), 10,
+                       "the note naming the key that needs a restart")
             check(st.healthy(), "powervmd not healthy after SIGHUP")
             log("SIGHUP: log level change logged; workers change reported as needing a "
                 "restart")
