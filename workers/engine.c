@@ -511,6 +511,36 @@ submit:;
 	pvm_step_wait(res, ctx->now_ms + next_poll(e, op, 0), "job submitted");
 }
 
+bool pvm_step_send_guard(struct pvm_step_ctx *ctx, const char *key, struct pvm_step_result *res)
+{
+	json_t *ent = json_object_get(ctx->data, key);
+	json_t *at = json_object_get(ent, "sent_at");
+	if (json_is_integer(at)) {
+		int64_t until =
+		        (int64_t)json_integer_value(at) + ctx->engine->opts.inflight_window_ms;
+		if (ctx->now_ms < until) {
+			pvm_log(PVM_LOG_INFO, &ctx->log,
+			        "%s: an earlier request got no answer and may still land; looking "
+			        "again in %lld ms before sending it again",
+			        key, (long long)(until - ctx->now_ms));
+			pvm_step_wait(res, until, "an earlier request may still be in flight");
+			return false;
+		}
+	}
+	int rc = pvm_step_intent(ctx,
+	                         json_pack("{s:{s:I}}", key, "sent_at", (json_int_t)ctx->now_ms));
+	if (rc) {
+		pvm_step_retry(res, rc, "recording the intent of %s: %s", key, pvm_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
+void pvm_step_send_answered(struct pvm_step_ctx *ctx, const char *key)
+{
+	json_object_del(ctx->data, key);
+}
+
 /* ---- running one step -------------------------------------------------------------------- */
 
 static int64_t backoff_ms(struct pvm_engine *e, uint32_t attempt)
@@ -923,6 +953,8 @@ int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,
 		e->opts.poll_min_ms = 500;
 	if (!e->opts.poll_max_ms)
 		e->opts.poll_max_ms = 30000;
+	if (e->opts.inflight_window_ms <= 0)
+		e->opts.inflight_window_ms = 120000;
 	pvm_engine_set_limits(e, e->opts.retry_base_ms, e->opts.retry_max_ms, e->opts.poll_min_ms,
 	                      e->opts.poll_max_ms);
 	e->q = q;

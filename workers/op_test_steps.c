@@ -103,6 +103,12 @@ static void create_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 	char st[64];
 	int rc = partition_state(ctx, st, sizeof(st), &err);
 	if (rc == 0) { /* an earlier attempt created it */
+		if (json_object_get(json_object_get(ctx->data, "create"), "sent_at"))
+			pvm_log(PVM_LOG_WARNING, &ctx->log,
+			        "step create_partition: the create had an intent without a "
+			        "recorded "
+			        "outcome; the partition exists, so it is settled as done and not "
+			        "sent again");
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
@@ -131,22 +137,32 @@ static void create_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 	}
 	char path[160];
 	snprintf(path, sizeof(path), "uom/ManagedSystem/%s/LogicalPartition", ctx->ms_uuid);
-	struct pvm_req rq = {.method = PVM_PUT,
-	                     .path = path,
-	                     .content_type =
-	                             "application/vnd.ibm.powervm.uom+xml; type=LogicalPartition",
-	                     .body = body,
-	                     .body_len = strlen(body),
-	                     .request_id = ctx->op->request_id[0] ? ctx->op->request_id : NULL};
+	struct pvm_req rq = {
+	        .method = PVM_PUT,
+	        .path = path,
+	        .content_type = "application/vnd.ibm.powervm.uom+xml; type=LogicalPartition",
+	        .body = body,
+	        .body_len = strlen(body),
+	        .request_id =
+	                ctx->op->request_id[0]
+	                        ? ctx->op->request_id
+	                        : NULL}; /* Intent before effect: a create sent before a crash may still land. */
+	if (!pvm_step_send_guard(ctx, "create", res)) {
+		free(body);
+		return;
+	}
 	struct pvm_resp resp = {0};
 	rc = pvm_client_request(ctx->client, &rq, &resp, &err);
+	int status = resp.status;
 	free(body);
 	pvm_resp_fini(&resp);
+	if (status > 0) /* answered: nothing of ours is in flight any more */
+		pvm_step_send_answered(ctx, "create");
 	if (rc == 0) {
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (resp.status == 409 || rc == -EPROTO) {
+	if (status == 409 || rc == -EPROTO) {
 		/* A duplicate create (the first one landed before a crash or a timeout): the
 		 * server refused it; the partition is there. */
 		create_reconcile(ctx, res);

@@ -122,6 +122,19 @@ void pvm_step_job(struct pvm_step_ctx *ctx, const char *key, const char *root, c
                   const char *const *params, struct pvm_step_result *res, bool *done,
                   bool *unsettled);
 
+/* A non-idempotent request that is not a job (a create), sent with intent before effect:
+ * pvm_step_send_guard() returns true when the caller may send it now, after committing an
+ * intent under ctx->data[key]. When an earlier attempt's request may still be in flight
+ * (no answer was seen: a crash, a reset or a timeout) and is younger than the in-flight
+ * window (pvm_engine_opts.inflight_window_ms), it returns false with res set to WAIT until
+ * the window has passed: a request that reaches the server late must land before the step
+ * decides the object is absent, or a late create would leave an orphan behind an undo.
+ * The caller reads the object's state before calling it each time. After the request,
+ * pvm_step_send_answered() says the server answered (whatever it said): no longer in
+ * flight. */
+bool pvm_step_send_guard(struct pvm_step_ctx *ctx, const char *key, struct pvm_step_result *res);
+void pvm_step_send_answered(struct pvm_step_ctx *ctx, const char *key);
+
 /* ---- the engine ---- */
 
 struct pvm_engine_opts {
@@ -135,6 +148,8 @@ struct pvm_engine_opts {
 	struct pvm_metrics *metrics; /* optional */
 	const char *ms_uuid;         /* the managed system operations act on */
 	const char *ms_href;         /* its SELF link, for partition creates */
+	int64_t inflight_window_ms;  /* how long a request without answer may still land
+					 (0: 120000; the daemon uses the request timeout) */
 };
 
 int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,
