@@ -533,6 +533,8 @@ static void fill_scsi(struct vctx *v, const struct xn *o, struct pvm_vscsi_mappi
 			m->storage_name = v_str(v, s, "MediaName", false);
 		}
 		m->storage_udid = v_str(v, s, "UniqueDeviceID", false);
+		if (!m->storage_udid && m->storage_kind == PVM_STORAGE_VOPT)
+			m->storage_udid = v_str(v, s, "MediaUDID", false); /* media have no UDID */
 	}
 	const struct xn *td = xn_child(o, "TargetDevice");
 	for (const struct xn *c = td ? td->child : NULL; c; c = c->next)

@@ -1,8 +1,8 @@
 /* model.c: pvmsim's object model, inventory and state file.
  *
- * DESIGN: every simulated object (system, partition, VIOS, switch, and the storage objects
- * later issues serve) is one struct sim_obj: a kind, a UUID, a parent UUID, a generation
- * (ETag source) and a JSON object of properties. New kinds add an enum value, inventory
+ * DESIGN: every simulated object (system, partition, VIOS, switch, volume group, pool,
+ * tier, logical unit, adapter, file) is one struct sim_obj: a kind, a UUID, a parent UUID,
+ * a generation (ETag source) and a JSON object of properties. New kinds add an enum value, inventory
  * parsing and a renderer; persistence, events and lookups need no change. The whole model
  * is saved as one JSON file (state.json: written to a temporary file, fsynced, renamed,
  * directory fsynced) after each mutation; jobs are not part of it, so a restart forgets
@@ -28,8 +28,9 @@
 #define STATE_VERSION 1
 
 static const char *const kind_names[SIM_KIND_COUNT] = {
-        "ManagedSystem",  "LogicalPartition", "VirtualIOServer",   "VirtualSwitch", "VolumeGroup",
-        "PhysicalVolume", "FibreChannelPort", "SharedStoragePool", "Tier",
+        "ManagedSystem", "LogicalPartition", "VirtualIOServer",      "VirtualSwitch",
+        "VolumeGroup",   "PhysicalVolume",   "FibreChannelPort",     "SharedStoragePool",
+        "Tier",          "LogicalUnit",      "ClientNetworkAdapter", "File",
 };
 
 const char *sim_kind_name(enum sim_kind k)
@@ -188,6 +189,12 @@ void sim_obj_uri(const struct sim_obj *o, char *buf, size_t n)
 {
 	if (o->kind == SIM_VSWITCH)
 		snprintf(buf, n, "ManagedSystem/%s/VirtualSwitch/%s", o->parent, o->uuid);
+	else if (o->kind == SIM_VG)
+		snprintf(buf, n, "VirtualIOServer/%s/VolumeGroup/%s", o->parent, o->uuid);
+	else if (o->kind == SIM_LU)
+		snprintf(buf, n, "Tier/%s/LogicalUnit/%s", o->parent, o->uuid);
+	else if (o->kind == SIM_CNA)
+		snprintf(buf, n, "LogicalPartition/%s/ClientNetworkAdapter/%s", o->parent, o->uuid);
 	else
 		snprintf(buf, n, "%s/%s", sim_kind_name(o->kind), o->uuid);
 }
@@ -210,6 +217,7 @@ void sim_set_state(struct pvm_sim *sim, struct sim_obj *o, const char *state)
 {
 	if (strcmp(sim_str(o, "state", ""), state) == 0)
 		return;
+	sim_pcm_account(o, pvm_now_ms()); /* cycles of the old state up to now */
 	sim_set_str(o, "state", state);
 	/* RMC comes up with the OS and goes with it. */
 	sim_set_str(o, "rmc_state", strcmp(state, "running") == 0 ? "active" : "inactive");

@@ -8,126 +8,13 @@
  * Callers hold sim->lock (the objects are read).
  */
 #include "sim.h"
+#include "xmlw.h"
 
 #include "pvm/util.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#define GENERATOR "IBM Power Systems Management Console"
-#define CUD       "kb=\"CUD\" kxe=\"false\""
-#define CUR       "kb=\"CUR\" kxe=\"false\""
-#define COD       "kb=\"COD\" kxe=\"false\""
-#define ROR       "kb=\"ROR\" kxe=\"false\""
-#define ROO       "kb=\"ROO\" kxe=\"false\""
-#define UOD       "kb=\"UOD\" kxe=\"false\""
-#define CUA       "kb=\"CUA\" kxe=\"false\""
-#define ATOM_ROOT_ATTRS                                                                            \
-	"xmlns=\"http://www.w3.org/2005/Atom\" "                                                   \
-	"xmlns:ns2=\"http://a9.com/-/spec/opensearch/1.1/\" "                                      \
-	"xmlns:ns3=\"http://www.w3.org/1999/xhtml\""
-
-static void ind(struct sbuf *b, int n)
-{
-	static const char sp[] = "                                                ";
-	sb_addn(b, sp, (size_t)(n * 4) < sizeof(sp) - 1 ? (size_t)(n * 4) : sizeof(sp) - 1);
-}
-
-/* <name attrs>val</name>, or <name attrs/> when val is NULL or empty. */
-static void el(struct sbuf *b, int n, const char *name, const char *attrs, const char *val)
-{
-	ind(b, n);
-	sb_printf(b, "<%s %s", name, attrs);
-	if (!val || !*val) {
-		sb_add(b, "/>\n");
-		return;
-	}
-	sb_add(b, ">");
-	sb_xml(b, val);
-	sb_printf(b, "</%s>\n", name);
-}
-
-static void eli(struct sbuf *b, int n, const char *name, const char *attrs, long long v)
-{
-	char t[32];
-	snprintf(t, sizeof(t), "%lld", v);
-	el(b, n, name, attrs, t);
-}
-
-static void elb(struct sbuf *b, int n, const char *name, const char *attrs, bool v)
-{
-	el(b, n, name, attrs, v ? "true" : "false");
-}
-
-/* Processing units as the HMC prints them: "0.5", "1.0", "0.05". */
-static void elu(struct sbuf *b, int n, const char *name, const char *attrs, double v)
-{
-	char t[32];
-	snprintf(t, sizeof(t), "%.2f", v);
-	size_t l = strlen(t);
-	if (l > 3 && t[l - 1] == '0')
-		t[l - 1] = '\0';
-	el(b, n, name, attrs, t);
-}
-
-static void link_el(struct sbuf *b, int n, const char *name, const char *attrs, const char *base,
-                    const char *path)
-{
-	ind(b, n);
-	sb_printf(b, "<%s %s href=\"%s/rest/api/uom/", name, attrs, base);
-	sb_xml(b, path);
-	sb_add(b, "\" rel=\"related\"/>\n");
-}
-
-static void meta_empty(struct sbuf *b, int n)
-{
-	ind(b, n);
-	sb_add(b, "<Metadata>\n");
-	ind(b, n + 1);
-	sb_add(b, "<Atom/>\n");
-	ind(b, n);
-	sb_add(b, "</Metadata>\n");
-}
-
-/* <name attrs schemaVersion="V"> + empty Metadata. */
-static void open_el(struct sbuf *b, int n, const char *name, const char *attrs, const char *sv)
-{
-	ind(b, n);
-	if (attrs && *attrs)
-		sb_printf(b, "<%s %s schemaVersion=\"%s\">\n", name, attrs, sv);
-	else
-		sb_printf(b, "<%s schemaVersion=\"%s\">\n", name, sv);
-	meta_empty(b, n + 1);
-}
-
-static void close_el(struct sbuf *b, int n, const char *name)
-{
-	ind(b, n);
-	sb_printf(b, "</%s>\n", name);
-}
-
-static void empty_block(struct sbuf *b, int n, const char *name, const char *attrs, const char *sv)
-{
-	open_el(b, n, name, attrs, sv);
-	close_el(b, n, name);
-}
-
-static void obj_open(struct sbuf *b, const char *type, const char *ns, const char *sv)
-{
-	sb_printf(b,
-	          "<%s:%s xmlns:%s=\"%s\" xmlns=\"%s\" "
-	          "xmlns:ns2=\"http://www.w3.org/XML/1998/namespace/k2\" schemaVersion=\"%s\">\n",
-	          type, type, type, ns, ns, sv);
-}
-
-static void obj_meta(struct sbuf *b, const struct sim_obj *o)
-{
-	sb_printf(b,
-	          "    <Metadata>\n        <Atom>\n            <AtomID>%s</AtomID>\n"
-	          "            <AtomCreated>%lld</AtomCreated>\n        </Atom>\n    </Metadata>\n",
-	          o->uuid, (long long)o->created_ms);
-}
 
 /* ---- ManagedSystem ---- */
 
@@ -306,22 +193,7 @@ static void render_vios_extras(struct pvm_sim *sim, struct sbuf *b, const struct
 	el(b, 1, "APICapable", CUD, "true");
 	el(b, 1, "ManagerPassthroughCapable", CUD, "true");
 	if (c->groups & SIM_G_VIOS_STORAGE) {
-		open_el(b, 1, "MediaRepositories", "group=\"ViosStorage\" " CUD, sv);
-		for (size_t i = 0; i < sim->nobjs; i++) {
-			const struct sim_obj *vg = sim->objs[i];
-			json_t *mr;
-			if (vg->kind != SIM_VG || strcasecmp(vg->parent, o->uuid) != 0 ||
-			    !json_is_object(mr = json_object_get(vg->props, "media_repository")))
-				continue;
-			open_el(b, 2, "VirtualMediaRepository", "", sv);
-			empty_block(b, 3, "OpticalMedia", CUD, sv);
-			const char *rn = json_string_value(json_object_get(mr, "name"));
-			el(b, 3, "RepositoryName", CUR, rn ? rn : "VMLibrary");
-			eli(b, 3, "RepositorySize", CUR,
-			    (long long)json_number_value(json_object_get(mr, "size_gb")));
-			close_el(b, 2, "VirtualMediaRepository");
-		}
-		close_el(b, 1, "MediaRepositories");
+		sim_render_vios_media(sim, b, c, o);
 	}
 	el(b, 1, "MoverServicePartition", CUD, "true");
 	if (c->groups & SIM_G_VIOS_STORAGE) {
@@ -378,7 +250,7 @@ static void render_vios_extras(struct pvm_sim *sim, struct sbuf *b, const struct
 		empty_block(b, 1, "VirtualFibreChannelMappings", "group=\"ViosFCMapping\" " CUD,
 		            sv);
 	if (c->groups & SIM_G_VIOS_SCSI)
-		empty_block(b, 1, "VirtualSCSIMappings", "group=\"ViosSCSIMapping\" " CUD, sv);
+		sim_render_vios_scsi(sim, b, c, o);
 }
 
 static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
@@ -547,7 +419,7 @@ static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct s
 	snprintf(path, sizeof(path), "ManagedSystem/%s", o->parent);
 	link_el(b, 1, "AssociatedManagedSystem", CUD, c->base, path);
 	if (!vios)
-		el(b, 1, "ClientNetworkAdapters", CUR, NULL);
+		sim_render_lpar_cnas(sim, b, c, o);
 	empty_block(b, 1, "HostEthernetAdapterLogicalPorts", CUD, sv);
 	char macp[32];
 	snprintf(macp, sizeof(macp), "%llu",
@@ -634,6 +506,7 @@ void sim_render_entry(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 		render_vswitch(b, o);
 		break;
 	default:
+		sim_render_storage(sim, b, c, o);
 		break;
 	}
 	sb_printf(b, "%s</content>\n", p);

@@ -7,9 +7,13 @@
  * answer. Waiting never holds a thread: an added latency or an Event long-poll suspends
  * the connection (MHD suspend/resume) and parks it in sim->parked; the ticker thread
  * (sim.c) resumes it when its time comes or an event arrives, and MHD calls the handler
- * again to finish it.
+ * again to finish it. PUT web/File/contents/{uuid} is the one body that is not buffered:
+ * it is hashed (SHA-256) chunk by chunk as MHD hands it over, so uploads of any size take
+ * bounded memory. The storage, file and metrics handlers live in storage.c and pcm.c
+ * (srv.h is what they share with this file).
  */
 #include "sim.h"
+#include "srv.h"
 
 #include "pvm/error.h"
 #include "pvm/log.h"
@@ -30,36 +34,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_BODY     (8u << 20)
-#define MAX_SEGS     8
 #define EVENTS_BATCH 100
-
-struct sim_req {
-	struct sbuf body;
-	bool too_big;
-	bool decided; /* fault decided (once per request) */
-	const struct sim_fault_rule *fault;
-	bool latency_done;
-	bool ev_waited;
-	bool authed; /* counted once, even when resumed after a wait */
-};
-
-/* The answer built under the lock. */
-struct out {
-	int status;
-	char *body;
-	const char *ctype;
-	char etag[24];
-	bool persist;
-	char object[SIM_UUID_LEN + 32];
-	char outcome[160];
-	bool reset;  /* close the connection without an answer */
-	bool parked; /* suspended: nothing to queue now */
-};
 
 /* ---- small helpers ---- */
 
-static void out_body(struct out *o, int status, const char *ctype, struct sbuf *b)
+void srv_out_body(struct out *o, int status, const char *ctype, struct sbuf *b)
 {
 	o->status = status;
 	o->ctype = ctype;
@@ -67,17 +46,16 @@ static void out_body(struct out *o, int status, const char *ctype, struct sbuf *
 	o->body = sb_take(b);
 }
 
-static void out_error(struct out *o, int status, const char *uri, const char *reason,
-                      const char *msg)
+void srv_out_error(struct out *o, int status, const char *uri, const char *reason, const char *msg)
 {
 	struct sbuf b;
 	sb_init(&b);
 	sim_render_error(&b, status, uri, reason, msg);
-	out_body(o, status, "application/atom+xml", &b);
+	srv_out_body(o, status, "application/atom+xml", &b);
 	snprintf(o->outcome, sizeof(o->outcome), "error %d: %.120s", status, msg);
 }
 
-static void out_json(struct out *o, int status, json_t *j)
+void srv_out_json(struct out *o, int status, json_t *j)
 {
 	o->status = status;
 	o->ctype = "application/json";
@@ -86,7 +64,7 @@ static void out_json(struct out *o, int status, json_t *j)
 	json_decref(j);
 }
 
-static xmlNode *xchild(xmlNode *n, const char *name)
+xmlNode *srv_xchild(xmlNode *n, const char *name)
 {
 	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
@@ -94,20 +72,20 @@ static xmlNode *xchild(xmlNode *n, const char *name)
 	return NULL;
 }
 
-static xmlNode *xpath(xmlNode *n, const char *path)
+xmlNode *srv_xpath(xmlNode *n, const char *path)
 {
 	char buf[256];
 	pvm_strlcpy(buf, path, sizeof(buf));
 	char *save = NULL;
 	for (char *t = strtok_r(buf, "/", &save); t && n; t = strtok_r(NULL, "/", &save))
-		n = xchild(n, t);
+		n = srv_xchild(n, t);
 	return n;
 }
 
 /* Trimmed text of the element at path, or NULL. Caller frees. */
-static char *xtext(xmlNode *root, const char *path)
+char *srv_xtext(xmlNode *root, const char *path)
 {
-	xmlNode *n = xpath(root, path);
+	xmlNode *n = srv_xpath(root, path);
 	if (!n)
 		return NULL;
 	xmlChar *c = xmlNodeGetContent(n);
@@ -126,7 +104,7 @@ static char *xtext(xmlNode *root, const char *path)
 }
 
 /* Parses a request body; returns the object element (unwrapping an Atom entry) or NULL. */
-static xmlNode *parse_body(const struct sim_req *r, xmlDoc **doc)
+xmlNode *srv_parse_body(const struct sim_req *r, xmlDoc **doc)
 {
 	*doc = NULL;
 	if (!r->body.len)
@@ -136,7 +114,7 @@ static xmlNode *parse_body(const struct sim_req *r, xmlDoc **doc)
 	                             XML_PARSE_NOWARNING);
 	xmlNode *root = *doc ? xmlDocGetRootElement(*doc) : NULL;
 	if (root && strcmp((const char *)root->name, "entry") == 0) {
-		xmlNode *c = xchild(root, "content");
+		xmlNode *c = srv_xchild(root, "content");
 		root = NULL;
 		for (xmlNode *k = c ? c->children : NULL; k; k = k->next)
 			if (k->type == XML_ELEMENT_NODE) {
@@ -147,7 +125,7 @@ static xmlNode *parse_body(const struct sim_req *r, xmlDoc **doc)
 	return root;
 }
 
-static bool parse_ll(const char *s, long long *v)
+bool srv_parse_ll(const char *s, long long *v)
 {
 	if (!s || !*s)
 		return false;
@@ -157,7 +135,7 @@ static bool parse_ll(const char *s, long long *v)
 	return errno == 0 && *e == '\0';
 }
 
-static bool parse_dbl(const char *s, double *v)
+bool srv_parse_dbl(const char *s, double *v)
 {
 	if (!s || !*s)
 		return false;
@@ -318,21 +296,8 @@ static int authenticate(struct pvm_sim *sim, const char *token, const char **why
 
 /* ---- context for rendering ---- */
 
-struct route {
-	const char *method;
-	const char *path; /* full URL path */
-	const char *rel;  /* after /rest/api/uom/ */
-	char *segs[MAX_SEGS];
-	int nsegs;
-	char base[160];
-	const char *group_q;
-	unsigned groups;
-	struct MHD_Connection *conn;
-	struct sim_req *req;
-};
-
-static void ctx_for(struct pvm_sim *sim, const struct route *rt, struct sim_render_ctx *c,
-                    const char *self_prefix)
+void srv_ctx_for(struct pvm_sim *sim, const struct route *rt, struct sim_render_ctx *c,
+                 const char *self_prefix)
 {
 	c->base = rt->base;
 	c->self_prefix = self_prefix;
@@ -349,8 +314,8 @@ static bool served_kind(enum sim_kind k)
 
 /* ---- handlers (under lock) ---- */
 
-static void get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum sim_kind kind,
-                     const char *parent, const char *search_name)
+void srv_get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum sim_kind kind,
+                  const char *parent, const char *search_name)
 {
 	struct sbuf b;
 	sb_init(&b);
@@ -360,7 +325,7 @@ static void get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum 
 	if (q && !search_name)
 		*q = '\0';
 	struct sim_render_ctx c;
-	ctx_for(sim, rt, &c, prefix);
+	srv_ctx_for(sim, rt, &c, prefix);
 	if (search_name) { /* SELF links of search results name the collection */
 		if (q)
 			*q = '\0';
@@ -385,11 +350,11 @@ static void get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum 
 		return;
 	}
 	sim_render_feed_close(&b);
-	out_body(o, 200, "application/atom+xml", &b);
+	srv_out_body(o, 200, "application/atom+xml", &b);
 	snprintf(o->etag, sizeof(o->etag), "%d", (int)(int32_t)(h >> 32));
 }
 
-static void get_entry(struct pvm_sim *sim, struct route *rt, struct out *o, struct sim_obj *obj)
+void srv_get_entry(struct pvm_sim *sim, struct route *rt, struct out *o, struct sim_obj *obj)
 {
 	char et[24];
 	snprintf(et, sizeof(et), "%d", (int)sim_etag(obj, rt->groups));
@@ -404,13 +369,18 @@ static void get_entry(struct pvm_sim *sim, struct route *rt, struct out *o, stru
 	char prefix[256];
 	snprintf(prefix, sizeof(prefix), "rest/api/uom/%s", rt->rel);
 	struct sim_render_ctx c;
-	ctx_for(sim, rt, &c, prefix);
+	srv_ctx_for(sim, rt, &c, prefix);
 	sim_render_entry(sim, &b, &c, obj, false);
-	out_body(o, 200, "application/atom+xml", &b);
+	srv_out_body(o, 200, "application/atom+xml", &b);
 	memcpy(o->etag, et, sizeof(et));
 }
 
-static bool etag_matches(const struct sim_obj *obj, const char *im, unsigned groups)
+const char *srv_if_match(const struct route *rt)
+{
+	return MHD_lookup_connection_value(rt->conn, MHD_HEADER_KIND, "If-Match");
+}
+
+bool srv_etag_matches(const struct sim_obj *obj, const char *im, unsigned groups)
 {
 	char t[24];
 	unsigned masks[] = {groups, SIM_G_ALL, 0};
@@ -431,7 +401,7 @@ static const char *read_partition(struct pvm_sim *sim, xmlNode *root, json_t *p,
 	char *v;
 	long long ll;
 	double d;
-	if ((v = xtext(root, "PartitionName"))) {
+	if ((v = srv_xtext(root, "PartitionName"))) {
 		size_t n = strlen(v);
 		if (n == 0 || n > 31) {
 			free(v);
@@ -442,7 +412,7 @@ static const char *read_partition(struct pvm_sim *sim, xmlNode *root, json_t *p,
 	} else if (create) {
 		return "PartitionName: required";
 	}
-	if ((v = xtext(root, "PartitionType"))) {
+	if ((v = srv_xtext(root, "PartitionType"))) {
 		if (strcmp(v, "AIX/Linux") != 0 && strcmp(v, "OS400") != 0) {
 			free(v);
 			return "PartitionType: AIX/Linux or OS400";
@@ -493,10 +463,11 @@ static const char *read_partition(struct pvm_sim *sim, xmlNode *root, json_t *p,
 	         "max_vcpus", false},
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		v = xtext(root, f[i].path);
+		v = srv_xtext(root, f[i].path);
 		if (!v)
 			continue;
-		bool ok = f[i].real ? parse_dbl(v, &d) && d >= 0 : parse_ll(v, &ll) && ll >= 0;
+		bool ok = f[i].real ? srv_parse_dbl(v, &d) && d >= 0
+		                    : srv_parse_ll(v, &ll) && ll >= 0;
 		free(v);
 		if (!ok) {
 			snprintf(why, sizeof(why), "%s: not a valid number", f[i].path);
@@ -504,19 +475,19 @@ static const char *read_partition(struct pvm_sim *sim, xmlNode *root, json_t *p,
 		}
 		json_object_set_new(p, f[i].key, f[i].real ? json_real(d) : json_integer(ll));
 	}
-	if ((v = xtext(root, "PartitionProcessorConfiguration/HasDedicatedProcessors"))) {
+	if ((v = srv_xtext(root, "PartitionProcessorConfiguration/HasDedicatedProcessors"))) {
 		json_object_set_new(p, "dedicated", json_boolean(strcmp(v, "true") == 0));
 		free(v);
 	}
-	if ((v = xtext(root, "PartitionProcessorConfiguration/SharingMode"))) {
+	if ((v = srv_xtext(root, "PartitionProcessorConfiguration/SharingMode"))) {
 		json_object_set_new(p, "sharing_mode", json_string(v));
 		free(v);
 	}
-	if ((v = xtext(root, "SimplifiedRemoteRestartCapable"))) {
+	if ((v = srv_xtext(root, "SimplifiedRemoteRestartCapable"))) {
 		json_object_set_new(p, "srr", json_boolean(strcmp(v, "true") == 0));
 		free(v);
 	}
-	if ((v = xtext(root, "PendingProcessorCompatibilityMode"))) {
+	if ((v = srv_xtext(root, "PendingProcessorCompatibilityMode"))) {
 		bool ok = false;
 		json_t *m;
 		size_t i;
@@ -594,17 +565,18 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
                              struct sim_obj *ms)
 {
 	xmlDoc *doc;
-	xmlNode *root = parse_body(rt->req, &doc);
+	xmlNode *root = srv_parse_body(rt->req, &doc);
 	if (!root || strcmp((const char *)root->name, "LogicalPartition") != 0) {
-		out_error(o, 400, rt->path, "Bad request", "The body is not a LogicalPartition.");
+		srv_out_error(o, 400, rt->path, "Bad request",
+		              "The body is not a LogicalPartition.");
 		goto out;
 	}
 	char uuid[SIM_UUID_LEN] = "";
-	char *id = xtext(root, "Metadata/Atom/AtomID");
+	char *id = srv_xtext(root, "Metadata/Atom/AtomID");
 	if (id && *id) {
 		if (!pvm_is_uuid(id)) {
-			out_error(o, 400, rt->path, "Bad request",
-			          "Metadata/Atom/AtomID: not a UUID");
+			srv_out_error(o, 400, rt->path, "Bad request",
+			              "Metadata/Atom/AtomID: not a UUID");
 			free(id);
 			goto out;
 		}
@@ -618,8 +590,8 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
 	free(id);
 	snprintf(o->object, sizeof(o->object), "%s", uuid);
 	if (sim_obj_find(sim, SIM_LPAR, uuid) || sim_obj_find(sim, SIM_VIOS, uuid)) {
-		out_error(o, 409, rt->path, "Conflict",
-		          "HSCL0DB6 A partition with this UUID exists already.");
+		srv_out_error(o, 409, rt->path, "Conflict",
+		              "HSCL0DB6 A partition with this UUID exists already.");
 		goto out;
 	}
 	json_t *p = sim_partition_props("", 0, "AIX/Linux", "not activated", 0, 1, 0);
@@ -635,7 +607,7 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
 	json_object_del(p, "name");
 	const char *why = read_partition(sim, root, p, true, ms);
 	if (why) {
-		out_error(o, 400, rt->path, "Bad request", why);
+		srv_out_error(o, 400, rt->path, "Bad request", why);
 		json_decref(p);
 		goto out;
 	}
@@ -645,9 +617,9 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
 		if ((x->kind == SIM_LPAR || x->kind == SIM_VIOS) &&
 		    strcasecmp(x->parent, ms->uuid) == 0 &&
 		    strcmp(sim_str(x, "name", ""), name) == 0) {
-			out_error(o, 409, rt->path, "Conflict",
-			          "HSCL0DB5 A partition with this name exists already on the "
-			          "system.");
+			srv_out_error(o, 409, rt->path, "Conflict",
+			              "HSCL0DB5 A partition with this name exists already on the "
+			              "system.");
 			json_decref(p);
 			goto out;
 		}
@@ -658,15 +630,15 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
 		    strcasecmp(sim->objs[i]->parent, ms->uuid) == 0)
 			nparts++;
 	if ((int64_t)nparts >= sim_int(ms, "max_partitions", 800)) {
-		out_error(o, 409, rt->path, "Conflict",
-		          "The system has its maximum of partitions.");
+		srv_out_error(o, 409, rt->path, "Conflict",
+		              "The system has its maximum of partitions.");
 		json_decref(p);
 		goto out;
 	}
 	json_object_set_new(p, "id", json_integer(sim_next_partition_id(sim, ms->uuid)));
 	struct sim_obj *obj = sim_obj_new(sim, SIM_LPAR, uuid, ms->uuid, p);
 	if (!obj) {
-		out_error(o, 500, rt->path, "Internal error", "out of memory");
+		srv_out_error(o, 500, rt->path, "Internal error", "out of memory");
 		goto out;
 	}
 	char uri[128];
@@ -676,7 +648,7 @@ static void create_partition(struct pvm_sim *sim, struct route *rt, struct out *
 	snprintf(rel, sizeof(rel), "ManagedSystem/%s/LogicalPartition/%s", ms->uuid, uuid);
 	const char *saved = rt->rel;
 	rt->rel = rel;
-	get_entry(sim, rt, o, obj);
+	srv_get_entry(sim, rt, o, obj);
 	rt->rel = saved;
 	o->persist = true;
 	snprintf(o->outcome, sizeof(o->outcome), "created");
@@ -689,26 +661,27 @@ static void update_partition(struct pvm_sim *sim, struct route *rt, struct out *
 {
 	snprintf(o->object, sizeof(o->object), "%s", obj->uuid);
 	const char *im = MHD_lookup_connection_value(rt->conn, MHD_HEADER_KIND, "If-Match");
-	if (im && !etag_matches(obj, im, rt->groups)) {
-		out_error(o, 412, rt->path, "Precondition Failed",
-		          "The object has changed since it was read (ETag mismatch).");
+	if (im && !srv_etag_matches(obj, im, rt->groups)) {
+		srv_out_error(o, 412, rt->path, "Precondition Failed",
+		              "The object has changed since it was read (ETag mismatch).");
 		return;
 	}
 	xmlDoc *doc;
-	xmlNode *root = parse_body(rt->req, &doc);
+	xmlNode *root = srv_parse_body(rt->req, &doc);
 	if (!root || strcmp((const char *)root->name, sim_kind_name(obj->kind)) != 0) {
-		out_error(o, 400, rt->path, "Bad request",
-		          "The body does not match the object type.");
+		srv_out_error(o, 400, rt->path, "Bad request",
+		              "The body does not match the object type.");
 		xmlFreeDoc(doc);
 		return;
 	}
 	struct sim_obj *ms = sim_obj_find(sim, SIM_MS, obj->parent);
+	sim_pcm_account(obj, pvm_now_ms()); /* cycles at the old sizes up to now */
 	json_t *p = json_deep_copy(obj->props);
 	const char *why = ms ? read_partition(sim, root, p, false, ms) : "no managed system";
 	xmlFreeDoc(doc);
 	if (why) {
 		json_decref(p);
-		out_error(o, 400, rt->path, "Bad request", why);
+		srv_out_error(o, 400, rt->path, "Bad request", why);
 		return;
 	}
 	const char *nn = json_string_value(json_object_get(p, "name"));
@@ -718,9 +691,9 @@ static void update_partition(struct pvm_sim *sim, struct route *rt, struct out *
 		    strcasecmp(x->parent, obj->parent) == 0 &&
 		    strcmp(sim_str(x, "name", ""), nn) == 0) {
 			json_decref(p);
-			out_error(o, 409, rt->path, "Conflict",
-			          "HSCL0DB5 A partition with this name exists already on the "
-			          "system.");
+			srv_out_error(o, 409, rt->path, "Conflict",
+			              "HSCL0DB5 A partition with this name exists already on the "
+			              "system.");
 			return;
 		}
 	}
@@ -731,7 +704,7 @@ static void update_partition(struct pvm_sim *sim, struct route *rt, struct out *
 	char uri[128];
 	sim_obj_uri(obj, uri, sizeof(uri));
 	sim_event_add(sim, "MODIFY_URI", uri, "Other");
-	get_entry(sim, rt, o, obj);
+	srv_get_entry(sim, rt, o, obj);
 	o->persist = true;
 	snprintf(o->outcome, sizeof(o->outcome), "updated");
 }
@@ -741,22 +714,23 @@ static void delete_partition(struct pvm_sim *sim, struct route *rt, struct out *
 {
 	snprintf(o->object, sizeof(o->object), "%s", obj->uuid);
 	const char *im = MHD_lookup_connection_value(rt->conn, MHD_HEADER_KIND, "If-Match");
-	if (im && !etag_matches(obj, im, rt->groups)) {
-		out_error(o, 412, rt->path, "Precondition Failed",
-		          "The object has changed since it was read (ETag mismatch).");
+	if (im && !srv_etag_matches(obj, im, rt->groups)) {
+		srv_out_error(o, 412, rt->path, "Precondition Failed",
+		              "The object has changed since it was read (ETag mismatch).");
 		return;
 	}
 	if (obj->kind != SIM_LPAR || sim_bool(obj, "is_mgmt", false)) {
-		out_error(o, 403, rt->path, "Forbidden", "This partition cannot be deleted.");
+		srv_out_error(o, 403, rt->path, "Forbidden", "This partition cannot be deleted.");
 		return;
 	}
 	const char *st = sim_str(obj, "state", "");
 	if (strcmp(st, "not activated") != 0 && strcmp(st, "error") != 0) {
-		out_error(
+		srv_out_error(
 		        o, 409, rt->path, "Conflict",
 		        "HSCL0DB7 The partition must be shut down (not activated) to be deleted.");
 		return;
 	}
+	sim_lpar_cascade(sim, obj); /* its adapters, the client side of its mappings */
 	char uri[128];
 	sim_obj_uri(obj, uri, sizeof(uri));
 	sim_obj_remove(sim, obj);
@@ -772,22 +746,23 @@ static void quick(struct pvm_sim *sim, struct route *rt, struct out *o, struct s
 	(void)rt;
 	json_t *q = sim_quick(sim, obj);
 	if (!q) {
-		out_error(o, 404, rt->path, "Not Found", "No quick properties for this object.");
+		srv_out_error(o, 404, rt->path, "Not Found",
+		              "No quick properties for this object.");
 		return;
 	}
 	if (!prop) {
-		out_json(o, 200, q);
+		srv_out_json(o, 200, q);
 		return;
 	}
 	json_t *v = json_object_get(q, prop);
 	if (!v) {
 		json_decref(q);
-		out_error(o, 404, rt->path, "Not Found", "No such quick property.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such quick property.");
 		return;
 	}
 	json_incref(v);
 	json_decref(q);
-	out_json(o, 200, v);
+	srv_out_json(o, 200, v);
 }
 
 static void job_template(struct pvm_sim *sim, struct route *rt, struct out *o, struct sim_obj *obj,
@@ -795,13 +770,13 @@ static void job_template(struct pvm_sim *sim, struct route *rt, struct out *o, s
 {
 	(void)sim;
 	if (!sim_job_known(obj->kind, op)) {
-		out_error(o, 404, rt->path, "Not Found", "No such operation.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such operation.");
 		return;
 	}
 	struct sbuf b;
 	sb_init(&b);
 	sim_render_job_request(&b, op, sim_kind_name(obj->kind));
-	out_body(o, 200, "application/atom+xml", &b);
+	srv_out_body(o, 200, "application/atom+xml", &b);
 }
 
 static void job_start(struct pvm_sim *sim, struct route *rt, struct out *o, struct sim_obj *obj,
@@ -809,33 +784,34 @@ static void job_start(struct pvm_sim *sim, struct route *rt, struct out *o, stru
 {
 	snprintf(o->object, sizeof(o->object), "%s", obj->uuid);
 	if (!sim_job_known(obj->kind, op)) {
-		out_error(o, 404, rt->path, "Not Found", "No such operation.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such operation.");
 		return;
 	}
 	xmlDoc *doc;
-	xmlNode *root = parse_body(rt->req, &doc);
+	xmlNode *root = srv_parse_body(rt->req, &doc);
 	if (!root || strcmp((const char *)root->name, "JobRequest") != 0) {
-		out_error(o, 400, rt->path, "Bad request", "The body is not a JobRequest.");
+		srv_out_error(o, 400, rt->path, "Bad request", "The body is not a JobRequest.");
 		xmlFreeDoc(doc);
 		return;
 	}
-	char *name = xtext(root, "RequestedOperation/OperationName");
+	char *name = srv_xtext(root, "RequestedOperation/OperationName");
 	bool bad = name && strcmp(name, op) != 0;
 	free(name);
 	if (bad) {
-		out_error(o, 400, rt->path, "Bad request",
-		          "RequestedOperation/OperationName does not match the URL.");
+		srv_out_error(o, 400, rt->path, "Bad request",
+		              "RequestedOperation/OperationName does not match the URL.");
 		xmlFreeDoc(doc);
 		return;
 	}
 	json_t *params = json_array();
-	for (xmlNode *c = xpath(root, "JobParameters") ? xpath(root, "JobParameters")->children
-	                                               : NULL;
+	for (xmlNode *c = srv_xpath(root, "JobParameters")
+	                          ? srv_xpath(root, "JobParameters")->children
+	                          : NULL;
 	     c; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE ||
 		    strcmp((const char *)c->name, "JobParameter") != 0)
 			continue;
-		char *k = xtext(c, "ParameterName"), *v = xtext(c, "ParameterValue");
+		char *k = srv_xtext(c, "ParameterName"), *v = srv_xtext(c, "ParameterValue");
 		if (k)
 			json_array_append_new(params, json_pack("[s,s]", k, v ? v : ""));
 		free(k);
@@ -849,13 +825,14 @@ static void job_start(struct pvm_sim *sim, struct route *rt, struct out *o, stru
 	struct sim_job *j = sim_job_start(sim, obj, op, params, url, &status, msg, sizeof(msg));
 	json_decref(params);
 	if (!j) {
-		out_error(o, status, rt->path, status == 409 ? "Conflict" : "Internal error", msg);
+		srv_out_error(o, status, rt->path, status == 409 ? "Conflict" : "Internal error",
+		              msg);
 		return;
 	}
 	struct sbuf b;
 	sb_init(&b);
 	sim_render_job_response(&b, rt->base, j);
-	out_body(o, 200, "application/atom+xml", &b);
+	srv_out_body(o, 200, "application/atom+xml", &b);
 	snprintf(o->object, sizeof(o->object), "%s", obj->uuid);
 	snprintf(o->outcome, sizeof(o->outcome), "job %llu %s started", (unsigned long long)j->id,
 	         op);
@@ -867,7 +844,7 @@ static void jobs_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 	uint64_t id = rt->nsegs >= 2 ? strtoull(rt->segs[1], &end, 10) : 0;
 	struct sim_job *j = id ? sim_job_find(sim, id) : NULL;
 	if (!j) {
-		out_error(o, 404, rt->path, "Not Found", "No such job.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such job.");
 		return;
 	}
 	snprintf(o->object, sizeof(o->object), "%llu", (unsigned long long)id);
@@ -875,11 +852,12 @@ static void jobs_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 		struct sbuf b;
 		sb_init(&b);
 		sim_render_job_response(&b, rt->base, j);
-		out_body(o, 200, "application/atom+xml", &b);
+		srv_out_body(o, 200, "application/atom+xml", &b);
 	} else if (rt->nsegs == 2 && strcmp(rt->method, "DELETE") == 0) {
 		if (!sim_job_terminal(j)) {
-			out_error(o, 409, rt->path, "Conflict",
-			          "The job is still running: cancel it and wait for it to end.");
+			srv_out_error(
+			        o, 409, rt->path, "Conflict",
+			        "The job is still running: cancel it and wait for it to end.");
 			return;
 		}
 		sim_job_delete(sim, j);
@@ -893,10 +871,10 @@ static void jobs_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 		struct sbuf b;
 		sb_init(&b);
 		sim_render_job_response(&b, rt->base, j);
-		out_body(o, 200, "application/atom+xml", &b);
+		srv_out_body(o, 200, "application/atom+xml", &b);
 		snprintf(o->outcome, sizeof(o->outcome), "job cancel requested");
 	} else {
-		out_error(o, 405, rt->path, "Method Not Allowed", "Not supported on a job.");
+		srv_out_error(o, 405, rt->path, "Method Not Allowed", "Not supported on a job.");
 	}
 }
 
@@ -943,7 +921,7 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 	struct sbuf b;
 	sb_init(&b);
 	struct sim_render_ctx ctx;
-	ctx_for(sim, rt, &ctx, "rest/api/uom/Event");
+	srv_ctx_for(sim, rt, &ctx, "rest/api/uom/Event");
 	ctx.group_q = NULL;
 	if (is_new) {
 		struct sim_event e = {
@@ -952,7 +930,7 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 		sim_render_feed_open(&b, &ctx, "Event");
 		sim_render_event(&b, rt->base, &e);
 		sim_render_feed_close(&b);
-		out_body(o, 200, "application/atom+xml", &b);
+		srv_out_body(o, 200, "application/atom+xml", &b);
 		return;
 	}
 	uint64_t oldest =
@@ -965,10 +943,10 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 		sim_render_feed_open(&b, &ctx, "Event");
 		sim_render_event(&b, rt->base, &e);
 		sim_render_feed_close(&b);
-		out_body(o, 200, "application/atom+xml", &b);
+		srv_out_body(o, 200, "application/atom+xml", &b);
 		return;
 	}
-	if (c->cursor >= sim->next_event_id && !rt->req->ev_waited) {
+	if (c->cursor >= sim->next_event_id && !rt->req->ev_waited && !sim->no_park) {
 		struct sim_parked *p = calloc(1, sizeof(*p));
 		if (p) {
 			p->conn = rt->conn;
@@ -994,27 +972,41 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 		n++;
 	}
 	sim_render_feed_close(&b);
-	out_body(o, 200, "application/atom+xml", &b);
+	srv_out_body(o, 200, "application/atom+xml", &b);
 }
 
 static void put_event(struct pvm_sim *sim, struct route *rt, struct out *o)
 {
 	xmlDoc *doc;
-	xmlNode *root = parse_body(rt->req, &doc);
+	xmlNode *root = srv_parse_body(rt->req, &doc);
 	if (!root || strcmp((const char *)root->name, "Event") != 0) {
-		out_error(o, 400, rt->path, "Bad request", "The body is not an Event.");
+		srv_out_error(o, 400, rt->path, "Bad request", "The body is not an Event.");
 		xmlFreeDoc(doc);
 		return;
 	}
-	char *data = xtext(root, "EventData"), *detail = xtext(root, "EventDetail");
+	char *type = srv_xtext(root, "EventType");
+	char *data = srv_xtext(root, "EventData"), *detail = srv_xtext(root, "EventDetail");
+	xmlFreeDoc(doc);
+	if (type && (!*type || strlen(type) >= sizeof(((struct sim_event *)0)->type) ||
+	             strspn(type, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(type))) {
+		srv_out_error(o, 400, rt->path, "Bad request",
+		              "EventType: upper-case letters and _ (at most 23)");
+		free(type);
+		free(data);
+		free(detail);
+		return;
+	}
 	const char *rel = data ? strstr(data, "/rest/api/uom/") : NULL;
-	sim_event_add(sim, "CUSTOM_CLIENT_EVENT", rel ? rel + 14 : (data ? data : ""),
-	              detail ? detail : "");
+	const char *uri = rel ? rel + 14 : (data ? data : "");
+	const char *t = type ? type : "CUSTOM_CLIENT_EVENT";
+	sim_event_add(sim, t, uri, detail ? detail : "");
+	const char *tail = strrchr(uri, '/');
+	snprintf(o->object, sizeof(o->object), "%.60s", tail ? tail + 1 : uri);
+	snprintf(o->outcome, sizeof(o->outcome), "event %s %.400s", t, detail ? detail : "");
+	free(type);
 	free(data);
 	free(detail);
-	xmlFreeDoc(doc);
 	o->status = 200;
-	snprintf(o->outcome, sizeof(o->outcome), "custom event");
 }
 
 /* ---- /rest/api/uom routing ---- */
@@ -1025,7 +1017,7 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 	int n = rt->nsegs;
 	bool get = strcmp(rt->method, "GET") == 0;
 	if (n == 0) {
-		out_error(o, 404, rt->path, "Not Found", "No such resource.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such resource.");
 		return;
 	}
 	if (strcmp(s[0], "Event") == 0 && n == 1) {
@@ -1034,13 +1026,15 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 		else if (strcmp(rt->method, "PUT") == 0)
 			put_event(sim, rt, o);
 		else
-			out_error(o, 405, rt->path, "Method Not Allowed", "GET or PUT.");
+			srv_out_error(o, 405, rt->path, "Method Not Allowed", "GET or PUT.");
 		return;
 	}
 	if (strcmp(s[0], "jobs") == 0) {
 		jobs_route(sim, rt, o);
 		return;
 	}
+	if (sim_storage_route(sim, rt, o))
+		return;
 	enum sim_kind kind;
 	const char *parent = NULL;
 	int i;
@@ -1049,7 +1043,7 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 	    kind != SIM_MS) {
 		ms = sim_obj_find(sim, SIM_MS, s[1]);
 		if (!ms || !served_kind(kind)) {
-			out_error(o, 404, rt->path, "Not Found", "No such resource.");
+			srv_out_error(o, 404, rt->path, "Not Found", "No such resource.");
 			return;
 		}
 		parent = ms->uuid;
@@ -1057,16 +1051,17 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 	} else if (sim_kind_parse(s[0], &kind) == 0 && served_kind(kind) && kind != SIM_VSWITCH) {
 		i = 1;
 	} else {
-		out_error(o, 404, rt->path, "Not Found", "No such resource.");
+		srv_out_error(o, 404, rt->path, "Not Found", "No such resource.");
 		return;
 	}
 	if (n == i) { /* the collection */
 		if (get)
-			get_feed(sim, rt, o, kind, parent, NULL);
+			srv_get_feed(sim, rt, o, kind, parent, NULL);
 		else if (strcmp(rt->method, "PUT") == 0 && kind == SIM_LPAR && ms)
 			create_partition(sim, rt, o, ms);
 		else
-			out_error(o, 405, rt->path, "Method Not Allowed", "Not supported here.");
+			srv_out_error(o, 405, rt->path, "Method Not Allowed",
+			              "Not supported here.");
 		return;
 	}
 	if (strcmp(s[i], "search") == 0 && n == i + 2 && get) {
@@ -1075,8 +1070,8 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 		const char *q = s[i + 1];
 		if (sscanf(q, "(PartitionName==%127[^)])", name) != 1 ||
 		    (kind != SIM_LPAR && kind != SIM_VIOS)) {
-			out_error(o, 400, rt->path, "Bad request",
-			          "Search supports PartitionName== only.");
+			srv_out_error(o, 400, rt->path, "Bad request",
+			              "Search supports PartitionName== only.");
 			return;
 		}
 		size_t l = strlen(name);
@@ -1084,14 +1079,14 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 			memmove(name, name + 1, l - 2);
 			name[l - 2] = '\0';
 		}
-		get_feed(sim, rt, o, kind, parent, name);
+		srv_get_feed(sim, rt, o, kind, parent, name);
 		return;
 	}
 	struct sim_obj *obj = sim_obj_find(sim, kind, s[i]);
 	if (obj && parent && strcasecmp(obj->parent, parent) != 0)
 		obj = NULL;
 	if (!obj) {
-		out_error(o, 404, rt->path, "Not Found", "The object does not exist.");
+		srv_out_error(o, 404, rt->path, "Not Found", "The object does not exist.");
 		if (!get)
 			snprintf(o->object, sizeof(o->object), "%s", s[i]);
 		return;
@@ -1099,16 +1094,20 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 	i++;
 	if (n == i) {
 		if (get)
-			get_entry(sim, rt, o, obj);
+			srv_get_entry(sim, rt, o, obj);
 		else if (strcmp(rt->method, "POST") == 0 && kind == SIM_LPAR)
 			update_partition(sim, rt, o, obj);
 		else if (strcmp(rt->method, "DELETE") == 0 && kind == SIM_LPAR)
 			delete_partition(sim, rt, o, obj);
+		else if (strcmp(rt->method, "POST") == 0 && kind == SIM_VIOS)
+			sim_update_vios(sim, rt, o, obj);
 		else
-			out_error(o, 405, rt->path, "Method Not Allowed",
-			          "Not supported on this object.");
+			srv_out_error(o, 405, rt->path, "Method Not Allowed",
+			              "Not supported on this object.");
 		return;
 	}
+	if (sim_sub_route(sim, rt, o, obj, i))
+		return;
 	if (strcmp(s[i], "quick") == 0 && n <= i + 2 && get) {
 		quick(sim, rt, o, obj, n == i + 2 ? s[i + 1] : NULL);
 		return;
@@ -1119,10 +1118,10 @@ static void uom(struct pvm_sim *sim, struct route *rt, struct out *o, const char
 		else if (strcmp(rt->method, "PUT") == 0)
 			job_start(sim, rt, o, obj, s[i + 1]);
 		else
-			out_error(o, 405, rt->path, "Method Not Allowed", "GET or PUT.");
+			srv_out_error(o, 405, rt->path, "Method Not Allowed", "GET or PUT.");
 		return;
 	}
-	out_error(o, 404, rt->path, "Not Found", "No such resource.");
+	srv_out_error(o, 404, rt->path, "Not Found", "No such resource.");
 }
 
 /* ---- logon ---- */
@@ -1138,22 +1137,22 @@ static void logon(struct pvm_sim *sim, struct route *rt, struct out *o, const ch
 				return;
 			}
 		}
-		out_error(o, 401, rt->path, "Unauthorized", "The X-API-Session is not valid.");
+		srv_out_error(o, 401, rt->path, "Unauthorized", "The X-API-Session is not valid.");
 		return;
 	}
 	if (strcmp(rt->method, "PUT") != 0) {
-		out_error(o, 405, rt->path, "Method Not Allowed", "PUT or DELETE.");
+		srv_out_error(o, 405, rt->path, "Method Not Allowed", "PUT or DELETE.");
 		return;
 	}
 	xmlDoc *doc;
-	xmlNode *root = parse_body(rt->req, &doc);
+	xmlNode *root = srv_parse_body(rt->req, &doc);
 	if (!root || strcmp((const char *)root->name, "LogonRequest") != 0) {
-		out_error(o, 400, rt->path, "Bad request", "The body is not a LogonRequest.");
+		srv_out_error(o, 400, rt->path, "Bad request", "The body is not a LogonRequest.");
 		xmlFreeDoc(doc);
 		return;
 	}
-	char *user = xtext(root, "UserID"), *pw = xtext(root, "Password");
-	char *gen = xtext(root, "GenerateX-API-SessionFile");
+	char *user = srv_xtext(root, "UserID"), *pw = srv_xtext(root, "Password");
+	char *gen = srv_xtext(root, "GenerateX-API-SessionFile");
 	xmlFreeDoc(doc);
 	bool file = gen && strcmp(gen, "true") == 0;
 	bool ok = user && strcmp(user, sim->user) == 0 &&
@@ -1163,21 +1162,21 @@ static void logon(struct pvm_sim *sim, struct route *rt, struct out *o, const ch
 	if (!ok) {
 		snprintf(o->object, sizeof(o->object), "%.60s", user ? user : "");
 		free(user);
-		out_error(o, 401, rt->path, "Unauthorized",
-		          "HSCL350B The user ID or password is not valid.");
+		srv_out_error(o, 401, rt->path, "Unauthorized",
+		              "HSCL350B The user ID or password is not valid.");
 		return;
 	}
 	snprintf(o->object, sizeof(o->object), "%.60s", user);
 	free(user);
 	struct sim_session *s = session_new(sim, file);
 	if (!s) {
-		out_error(o, 500, rt->path, "Internal error", "Could not create the session.");
+		srv_out_error(o, 500, rt->path, "Internal error", "Could not create the session.");
 		return;
 	}
 	struct sbuf b;
 	sb_init(&b);
 	sim_render_logon(&b, s->token, s->file);
-	out_body(o, 200, "application/vnd.ibm.powervm.web+xml; type=LogonResponse", &b);
+	srv_out_body(o, 200, "application/vnd.ibm.powervm.web+xml; type=LogonResponse", &b);
 	snprintf(o->outcome, sizeof(o->outcome), file ? "logged on (file)" : "logged on");
 }
 
@@ -1205,15 +1204,15 @@ static void sim_control(struct pvm_sim *sim, struct route *rt, struct out *o)
 		json_object_set_new(st, "next_event_id",
 		                    json_integer((json_int_t)sim->next_event_id));
 		json_object_set_new(st, "seed", json_integer((json_int_t)sim->faults.seed));
-		out_json(o, 200, st);
+		srv_out_json(o, 200, st);
 	} else if (strcmp(p, "reset") == 0 &&
 	           (strcmp(rt->method, "POST") == 0 || strcmp(rt->method, "PUT") == 0)) {
 		sim_reset_model(sim);
 		o->persist = true;
-		out_json(o, 200, json_pack("{s:b}", "reset", 1));
+		srv_out_json(o, 200, json_pack("{s:b}", "reset", 1));
 		snprintf(o->outcome, sizeof(o->outcome), "reset");
 	} else if (strcmp(p, "faults") == 0 && get) {
-		out_json(o, 200, sim_faults_dump(&sim->faults));
+		srv_out_json(o, 200, sim_faults_dump(&sim->faults));
 	} else if (strcmp(p, "faults") == 0 && strcmp(rt->method, "PUT") == 0) {
 		json_error_t je;
 		json_t *j = rt->req->body.len
@@ -1224,7 +1223,7 @@ static void sim_control(struct pvm_sim *sim, struct route *rt, struct out *o)
 			if (!j)
 				snprintf(err, sizeof(err), "faults: not JSON");
 			json_decref(j);
-			out_json(o, 400, json_pack("{s:s}", "error", err));
+			srv_out_json(o, 400, json_pack("{s:s}", "error", err));
 			return;
 		}
 		json_decref(j);
@@ -1232,7 +1231,7 @@ static void sim_control(struct pvm_sim *sim, struct route *rt, struct out *o)
 		sim->ncounters = 0;
 		pvm_info("pvmsim: faults replaced, seed=%llu",
 		         (unsigned long long)sim->faults.seed);
-		out_json(o, 200, sim_faults_dump(&sim->faults));
+		srv_out_json(o, 200, sim_faults_dump(&sim->faults));
 		snprintf(o->outcome, sizeof(o->outcome), "faults set");
 	} else if (strcmp(p, "audit") == 0 && get) {
 		const char *since =
@@ -1241,9 +1240,9 @@ static void sim_control(struct pvm_sim *sim, struct route *rt, struct out *o)
 		o->object[0] = '\0';
 		snprintf(o->outcome, sizeof(o->outcome), "%s", since ? since : "0");
 	} else if (strcmp(p, "health") == 0 && get) {
-		out_json(o, 200, json_pack("{s:s}", "status", "ok"));
+		srv_out_json(o, 200, json_pack("{s:s}", "status", "ok"));
 	} else {
-		out_json(o, 404, json_pack("{s:s}", "error", "no such /sim endpoint"));
+		srv_out_json(o, 404, json_pack("{s:s}", "error", "no such /sim endpoint"));
 	}
 }
 
@@ -1255,7 +1254,7 @@ static void fault_answer(struct pvm_sim *sim, struct route *rt, struct out *o,
 	switch (f->kind) {
 	case SIM_F_VIOS_BUSY: {
 		uint64_t h = sim_hash_str(sim->faults.seed, rt->path);
-		out_error(
+		srv_out_error(
 		        o, 500, rt->path, "Unknown internal error.",
 		        (h & 1) ? "HSCL3205 Unable to send command to VIOS at this moment. VIOS is "
 		                  "busy processing some other request. Please retry the operation "
@@ -1265,16 +1264,16 @@ static void fault_answer(struct pvm_sim *sim, struct route *rt, struct out *o,
 		break;
 	}
 	case SIM_F_500:
-		out_error(o, 500, rt->path, "Unknown internal error.",
-		          "Unexpected error occurred (pvmsim injected fault).");
+		srv_out_error(o, 500, rt->path, "Unknown internal error.",
+		              "Unexpected error occurred (pvmsim injected fault).");
 		break;
 	case SIM_F_503:
-		out_error(o, 503, rt->path, "Service Unavailable",
-		          "The REST server is not available (pvmsim injected fault).");
+		srv_out_error(o, 503, rt->path, "Service Unavailable",
+		              "The REST server is not available (pvmsim injected fault).");
 		break;
 	case SIM_F_412:
-		out_error(o, 412, rt->path, "Precondition Failed",
-		          "The object has changed since it was read (pvmsim 412 storm).");
+		srv_out_error(o, 412, rt->path, "Precondition Failed",
+		              "The object has changed since it was read (pvmsim 412 storm).");
 		break;
 	case SIM_F_RESET:
 		o->reset = true;
@@ -1344,6 +1343,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		if (strcmp(method, "PUT") == 0 &&
+		    strncmp(url, "/rest/api/web/File/contents/", 28) == 0) {
+			r->stream = true; /* hashed as it arrives: never held in memory */
+			r->sha = EVP_MD_CTX_new();
+			if (!r->sha || EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1)
+				return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size && r->stream) {
+		if (r->sha)
+			EVP_DigestUpdate(r->sha, upload, *upload_size);
+		r->stream_bytes += *upload_size;
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -1368,7 +1381,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
 	pthread_mutex_lock(&sim->lock);
 	if (r->too_big) {
-		out_error(&o, 413, url, "Request Entity Too Large", "The body is too large.");
+		srv_out_error(&o, 413, url, "Request Entity Too Large", "The body is too large.");
 		goto unlock;
 	}
 	if (is_sim) {
@@ -1376,7 +1389,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		goto unlock;
 	}
 	if (!is_api) {
-		out_error(&o, 404, url, "Not Found", "No such resource.");
+		srv_out_error(&o, 404, url, "Not Found", "No such resource.");
 		goto unlock;
 	}
 	if (!r->decided) {
@@ -1385,7 +1398,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		                            strcmp(method, "POST") == 0 ||
 		                                    strcmp(method, "DELETE") == 0);
 	}
-	if (r->fault && r->fault->kind == SIM_F_LATENCY && !r->latency_done) {
+	if (r->fault && r->fault->kind == SIM_F_LATENCY && !r->latency_done && !sim->no_park) {
 		struct sim_parked *p = calloc(1, sizeof(*p));
 		if (p) {
 			p->conn = conn;
@@ -1410,12 +1423,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	const char *why;
 	if (!r->authed && authenticate(sim, token, &why)) {
-		out_error(&o, 401, url, "Unauthorized", why);
+		srv_out_error(&o, 401, url, "Unauthorized", why);
 		goto unlock;
 	}
 	r->authed = true;
+	if (strncmp(url, "/rest/api/web/File", 18) == 0 && (url[18] == '\0' || url[18] == '/')) {
+		sim_web_file(sim, &rt, &o);
+		goto unlock;
+	}
+	if (strncmp(url, "/rest/api/pcm/", 14) == 0) {
+		sim_pcm(sim, &rt, &o);
+		goto unlock;
+	}
 	if (strncmp(url, "/rest/api/uom/", 14) != 0) {
-		out_error(&o, 404, url, "Not Found", "No such resource.");
+		srv_out_error(&o, 404, url, "Not Found", "No such resource.");
 		goto unlock;
 	}
 	rt.rel = url + 14;
@@ -1436,7 +1457,7 @@ unlock:
 	if (o.persist)
 		sim_persist(sim);
 	if (o.status == -1) { /* /sim/audit */
-		out_json(&o, 200, audit_dump(sim, strtoull(o.outcome, NULL, 10)));
+		srv_out_json(&o, 200, audit_dump(sim, strtoull(o.outcome, NULL, 10)));
 		o.outcome[0] = '\0';
 	}
 	if (mutating)
@@ -1458,6 +1479,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	sb_fini(&r->body);
+	EVP_MD_CTX_free(r->sha);
 	free(r);
 	*con_cls = NULL;
 }
@@ -1520,6 +1542,9 @@ int sim_server_start(struct pvm_sim *sim, const char *host, int port, const char
 void sim_resume_all(struct pvm_sim *sim)
 {
 	pthread_mutex_lock(&sim->lock);
+	/* From now on nothing parks: libmicrohttpd aborts when stopped with a suspended
+	 * connection, and a request could otherwise park between this and the stop. */
+	sim->no_park = true;
 	struct sim_parked *p = sim->parked;
 	sim->parked = NULL;
 	pthread_mutex_unlock(&sim->lock);

@@ -59,6 +59,7 @@ void sim_reset_model(struct pvm_sim *sim)
 {
 	sim_jobs_clear(sim);
 	sim_objs_clear(sim);
+	sim_pcm_clear(sim);
 	char err[200];
 	if (sim_inventory_load(sim, sim->inventory, err, sizeof(err)) != 0)
 		pvm_error("pvmsim: reset: %s", err); /* validated at start: cannot happen */
@@ -108,6 +109,7 @@ static int timing_parse(json_t *t, struct sim_timing *out, char *err, size_t err
 	        {"event_wait_ms", offsetof(struct sim_timing, event_wait_ms), 10, 600000},
 	        {"finished_job_keep_s", offsetof(struct sim_timing, finished_job_keep_s), 1, 86400},
 	        {"max_finished_jobs", offsetof(struct sim_timing, max_finished_jobs), 1, 100000},
+	        {"pcm_interval_ms", offsetof(struct sim_timing, pcm_interval_ms), 10, 3600000},
 	};
 	const char *k;
 	json_t *v;
@@ -143,7 +145,8 @@ static int config_load(struct pvm_sim *sim, const char *path, json_t **inventory
 	                                  .session_idle_ms = 7200000,
 	                                  .event_wait_ms = 10000,
 	                                  .finished_job_keep_s = 3600,
-	                                  .max_finished_jobs = 1000};
+	                                  .max_finished_jobs = 1000,
+	                                  .pcm_interval_ms = 30000};
 	sim->user = strdup("hscroot");
 	sim->password = strdup("abc123");
 	*inventory = NULL;
@@ -370,6 +373,7 @@ void pvm_sim_destroy(struct pvm_sim *sim)
 	}
 	sim_jobs_clear(sim);
 	sim_objs_clear(sim);
+	sim_pcm_clear(sim);
 	free(sim->objs);
 	sim_sessions_clear(sim);
 	for (int i = 0; i < SIM_EVENT_RING; i++) {

@@ -77,8 +77,8 @@ void sim_uuid_random(char out[SIM_UUID_LEN]);
 /* Random URL-safe token of n characters (n < size). */
 void sim_token(char *out, size_t n);
 
-/* Object kinds. Only the first four are served today; the storage kinds are inventory
- * data kept in the state for the issues that serve them. */
+/* Object kinds. Physical volumes and FC ports are served inside their VIOS; the others
+ * have URLs of their own (docs/pvmsim.md). */
 enum sim_kind {
 	SIM_MS = 0,  /* ManagedSystem */
 	SIM_LPAR,    /* LogicalPartition */
@@ -89,6 +89,9 @@ enum sim_kind {
 	SIM_FCPORT,  /* physical FC port (of a VIOS) */
 	SIM_SSP,     /* SharedStoragePool, props.tiers[] */
 	SIM_TIER,    /* Tier (child of an SSP) */
+	SIM_LU,      /* LogicalUnit (child of a Tier) */
+	SIM_CNA,     /* ClientNetworkAdapter (child of a LogicalPartition) */
+	SIM_FILE,    /* web File (upload), no parent */
 	SIM_KIND_COUNT
 };
 const char *sim_kind_name(enum sim_kind k); /* schema type: "LogicalPartition" */
@@ -240,6 +243,16 @@ struct sim_timing {
 	int event_wait_ms;      /* long-poll wait before an empty feed */
 	int finished_job_keep_s;
 	int max_finished_jobs;
+	int pcm_interval_ms; /* a new LongTermMonitor sample at most this often */
+};
+
+/* One LongTermMonitor sample (pcm): the phyp JSON document of a system at a time. */
+#define SIM_PCM_SAMPLES 16
+struct sim_pcm_sample {
+	char ms[SIM_UUID_LEN];
+	char name[160]; /* LTM_<mtms>_phyp_<time>.json */
+	int64_t t_ms;
+	char *doc;
 };
 
 /* A connection parked (suspended) for latency or an event long-poll. */
@@ -287,9 +300,12 @@ struct pvm_sim {
 	struct sim_counter *counters; /* open addressing, SIM_COUNTERS slots */
 	size_t ncounters;
 	struct sim_parked *parked;
+	bool no_park; /* guarded by lock: set at stop, nothing parks after */
 	bool stopping;
 	pthread_t ticker;
 	bool ticker_started;
+	struct sim_pcm_sample pcm[SIM_PCM_SAMPLES];
+	uint64_t pcm_next;
 
 	/* persist */
 	pthread_mutex_t persist_lock; /* guards persisted_seq and the state file */
@@ -394,6 +410,23 @@ void sim_sessions_clear(struct pvm_sim *sim);
 /* Ticker helpers: detach parked connections that are due (under lock), resume them (not). */
 struct sim_parked *sim_parked_due(struct pvm_sim *sim, int64_t now, int64_t *next_due);
 void sim_parked_resume(struct sim_parked *list);
+/* storage.c (callers hold lock) */
+void sim_render_storage(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+                        const struct sim_obj *o);
+/* VIOS parts: media repositories (ViosStorage) and VirtualSCSIMappings (ViosSCSIMapping). */
+void sim_render_vios_media(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+                           const struct sim_obj *vios);
+void sim_render_vios_scsi(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+                          const struct sim_obj *vios);
+/* LogicalPartition's ClientNetworkAdapters links. */
+void sim_render_lpar_cnas(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+                          const struct sim_obj *lpar);
+/* Before a partition is deleted: its adapters go, the client side of its mappings too. */
+void sim_lpar_cascade(struct pvm_sim *sim, struct sim_obj *lpar);
+/* pcm: accounts the processor cycles of a partition up to now (before a state change). */
+void sim_pcm_account(struct sim_obj *o, int64_t now_ms);
+void sim_pcm_clear(struct pvm_sim *sim);
+
 /* sim.c: back to the inventory (under lock). */
 void sim_reset_model(struct pvm_sim *sim);
 void sim_audit(struct pvm_sim *sim, const char *method, const char *path, const char *object,
