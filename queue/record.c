@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 
+#include "pvm/buf.h"
 #include "pvm/error.h"
 #include "pvm/util.h"
 
@@ -164,25 +165,11 @@ static uint32_t get_le32(const unsigned char *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-struct growbuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static int grow_append(const char *buf, size_t n, void *arg)
+static int dump_append(const char *buf, size_t n, void *arg)
 {
-	struct growbuf *g = arg;
-	if (g->len + n > g->cap) {
-		size_t cap = g->cap * 2 > g->len + n ? g->cap * 2 : g->len + n + 1024;
-		unsigned char *np = realloc(g->p, cap);
-		if (!np)
-			return -1;
-		g->p = np;
-		g->cap = cap;
-	}
-	memcpy(g->p + g->len, buf, n);
-	g->len += n;
-	return 0;
+	struct pvm_buf *b = arg;
+	pvm_buf_addn(b, buf, n);
+	return b->oom ? -1 : 0;
 }
 
 int pvm_rec_encode(const struct pvm_op *op, const char *params_text, size_t params_len, void **out,
@@ -192,24 +179,26 @@ int pvm_rec_encode(const struct pvm_op *op, const char *params_text, size_t para
 	if (!body)
 		return PVM_ENOMEM;
 	/* One pass: the body is dumped straight after the room kept for the header. */
-	struct growbuf g = {.p = malloc(2048), .len = PVM_REC_HDR, .cap = 2048};
-	int rc = g.p ? json_dump_callback(body, grow_append, &g, JSON_COMPACT) : -1;
+	static const char room[PVM_REC_HDR];
+	struct pvm_buf b;
+	pvm_buf_init(&b);
+	pvm_buf_addn(&b, room, sizeof(room));
+	int rc = json_dump_callback(body, dump_append, &b, JSON_COMPACT);
 	json_decref(body);
 	if (rc == 0 && params_text) {
 		/* Params serialized by the submitter's thread: spliced in before the final '}'. */
-		g.len--;
-		rc = grow_append(",\"params\":", 10, &g);
-		if (rc == 0)
-			rc = grow_append(params_text, params_len, &g);
-		if (rc == 0)
-			rc = grow_append("}", 1, &g);
+		b.len--;
+		pvm_buf_add(&b, ",\"params\":");
+		pvm_buf_addn(&b, params_text, params_len);
+		pvm_buf_add(&b, "}");
 	}
-	if (rc != 0) {
-		free(g.p);
+	size_t total = b.len;
+	unsigned char *buf = (unsigned char *)pvm_buf_take(&b);
+	if (rc != 0 || !buf) {
+		free(buf);
 		return PVM_ENOMEM;
 	}
-	size_t blen = g.len - PVM_REC_HDR;
-	unsigned char *buf = g.p;
+	size_t blen = total - PVM_REC_HDR;
 	memcpy(buf, "PVMR", 4);
 	put_le16(buf + 4, PVM_QUEUE_RECORD_VERSION);
 	put_le16(buf + 6, 0);
@@ -218,7 +207,7 @@ int pvm_rec_encode(const struct pvm_op *op, const char *params_text, size_t para
 	crc = pvm_crc32c(crc, buf + PVM_REC_HDR, blen);
 	put_le32(buf + 12, crc);
 	*out = buf;
-	*len = g.len;
+	*len = total;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
  * 1048576, default 512), vcpus (1..64, default 1), gate (bool), fail_at (a step name: that
  * step fails on purpose, to exercise undo), delete_at_end (bool).
  */
+#include "op_power.h"
 #include "ops.h"
 
 #include "pvm/client.h"
@@ -22,36 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void lpar_path(const struct pvm_step_ctx *ctx, char *out, size_t n)
-{
-	char uuid[37];
-	pvm_lpar_uuid_from_instance(ctx->op->instance_uuid, uuid);
-	snprintf(out, n, "uom/LogicalPartition/%s", uuid);
-}
-
 /* Reads the partition's state: 0 with state, PVM_ENOTFOUND when it does not exist. */
 static int partition_state(struct pvm_step_ctx *ctx, char *state, size_t n,
                            struct pvm_rest_error *err)
 {
-	char path[128];
-	lpar_path(ctx, path, sizeof(path));
-	strncat(path, "/quick/PartitionState", sizeof(path) - strlen(path) - 1);
-	struct pvm_req rq = {.method = PVM_GET,
-	                     .path = path,
-	                     .accept = "application/json",
-	                     .request_id = ctx->op->request_id[0] ? ctx->op->request_id : NULL};
-	struct pvm_resp resp = {0};
-	int rc = pvm_client_request(ctx->client, &rq, &resp, err);
-	if (rc == 0) {
-		json_t *v = json_loadb(resp.body, resp.len, JSON_DECODE_ANY, NULL);
-		const char *s = json_string_value(v);
-		if (s)
-			pvm_strlcpy(state, s, n);
-		else
-			rc = PVM_ECORRUPT;
-		json_decref(v);
-	}
-	pvm_resp_fini(&resp);
+	struct pwr_quick q;
+	int rc = pwr_read(ctx, &q, err);
+	if (rc == 0)
+		pvm_strlcpy(state, q.state, n);
 	return rc;
 }
 
@@ -180,7 +159,7 @@ static void create_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 static void create_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
 	char path[128];
-	lpar_path(ctx, path, sizeof(path));
+	pwr_root(ctx, path, sizeof(path));
 	struct pvm_rest_error err = {0};
 	int rc = pvm_client_delete(ctx->client, path, NULL,
 	                           ctx->op->request_id[0] ? ctx->op->request_id : NULL, &err);
@@ -243,7 +222,7 @@ static void job_step(struct pvm_step_ctx *ctx, struct pvm_step_result *res, cons
                      const char *op, const char *const *params)
 {
 	char root[128];
-	lpar_path(ctx, root, sizeof(root));
+	pwr_root(ctx, root, sizeof(root));
 	bool done = false, unsettled = false;
 	pvm_step_job(ctx, key, root, op, params, res, &done, &unsettled);
 	if (done)

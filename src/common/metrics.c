@@ -9,6 +9,8 @@
  */
 #include "pvm/metrics.h"
 
+#include "pvm/buf.h"
+
 #include "pvm/error.h"
 #include "pvm/log.h"
 
@@ -332,41 +334,6 @@ char *pvm_metrics_escape(char *dst, size_t n, const char *value)
 	return dst;
 }
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	if (b->oom)
-		return;
-	for (int tries = 0; tries < 2; tries++) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = b->cap * 2 + (size_t)n + 1;
-		char *np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-}
-
 /* Prometheus renders special values by name. */
 static const char *fmt_num(double v, char *tmp, size_t n)
 {
@@ -391,32 +358,30 @@ static const char *kind_name(enum pvm_metric_kind k)
 	return "untyped";
 }
 
-static void render_histogram(struct buf *b, const struct family *f, const struct series *s)
+static void render_histogram(struct pvm_buf *b, const struct family *f, const struct series *s)
 {
 	const char *sep = s->labels[0] ? "," : "";
 	char tmp[64];
 	uint64_t cum = 0;
 	for (size_t i = 0; i < PVM_METRICS_BUCKETS; i++) {
 		cum += s->buckets[i];
-		bprintf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep,
-		        fmt_num(pvm_metrics_buckets[i], tmp, sizeof(tmp)), (unsigned long long)cum);
+		pvm_buf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep,
+		               fmt_num(pvm_metrics_buckets[i], tmp, sizeof(tmp)),
+		               (unsigned long long)cum);
 	}
-	bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
-	        (unsigned long long)s->count);
+	pvm_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep,
+	               (unsigned long long)s->count);
 	const char *lo = s->labels[0] ? "{" : "", *lc = s->labels[0] ? "}" : "";
-	bprintf(b, "%s_sum%s%s%s %s\n", f->name, lo, s->labels, lc,
-	        fmt_num(s->value, tmp, sizeof(tmp)));
-	bprintf(b, "%s_count%s%s%s %llu\n", f->name, lo, s->labels, lc,
-	        (unsigned long long)s->count);
+	pvm_buf_printf(b, "%s_sum%s%s%s %s\n", f->name, lo, s->labels, lc,
+	               fmt_num(s->value, tmp, sizeof(tmp)));
+	pvm_buf_printf(b, "%s_count%s%s%s %llu\n", f->name, lo, s->labels, lc,
+	               (unsigned long long)s->count);
 }
 
 char *pvm_metrics_render(struct pvm_metrics *m)
 {
-	struct buf b = {.cap = 4096};
-	b.p = malloc(b.cap);
-	if (!b.p)
-		return NULL;
-	b.p[0] = 0;
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	pthread_mutex_lock(&m->render_mu);
 	/* Collectors may register nothing new while they run: copy the list first. */
 	pthread_mutex_lock(&m->mu);
@@ -436,25 +401,21 @@ char *pvm_metrics_render(struct pvm_metrics *m)
 	for (size_t i = 0; i < m->nfamilies; i++) {
 		const struct family *f = m->families[i];
 		if (f->help && f->help[0])
-			bprintf(&b, "# HELP %s %s\n", f->name, f->help);
-		bprintf(&b, "# TYPE %s %s\n", f->name, kind_name(f->kind));
+			pvm_buf_printf(&b, "# HELP %s %s\n", f->name, f->help);
+		pvm_buf_printf(&b, "# TYPE %s %s\n", f->name, kind_name(f->kind));
 		for (size_t j = 0; j < f->nseries; j++) {
 			const struct series *s = f->series[j];
 			if (f->kind == PVM_METRIC_HISTOGRAM)
 				render_histogram(&b, f, s);
 			else if (s->labels[0])
-				bprintf(&b, "%s{%s} %s\n", f->name, s->labels,
-				        fmt_num(s->value, tmp, sizeof(tmp)));
+				pvm_buf_printf(&b, "%s{%s} %s\n", f->name, s->labels,
+				               fmt_num(s->value, tmp, sizeof(tmp)));
 			else
-				bprintf(&b, "%s %s\n", f->name,
-				        fmt_num(s->value, tmp, sizeof(tmp)));
+				pvm_buf_printf(&b, "%s %s\n", f->name,
+				               fmt_num(s->value, tmp, sizeof(tmp)));
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
 	pthread_mutex_unlock(&m->render_mu);
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return pvm_buf_take(&b);
 }

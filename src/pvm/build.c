@@ -16,53 +16,53 @@
 #define META_EMPTY "<Metadata><Atom/></Metadata>"
 #define K2_NS      "http://www.w3.org/XML/1998/namespace/k2"
 
-static void open_obj(struct buf *b, const char *type, const char *ns)
+static void open_obj(struct pvm_buf *b, const char *type, const char *ns)
 {
-	buf_printf(b,
-	           "<%s:%s xmlns:%s=\"%s\" xmlns=\"%s\" xmlns:ns2=\"%s\" schemaVersion=\"V1_0\">",
-	           type, type, type, ns, ns, K2_NS);
+	pvm_buf_printf(
+	        b, "<%s:%s xmlns:%s=\"%s\" xmlns=\"%s\" xmlns:ns2=\"%s\" schemaVersion=\"V1_0\">",
+	        type, type, type, ns, ns, K2_NS);
 }
 
-static void close_obj(struct buf *b, const char *type)
+static void close_obj(struct pvm_buf *b, const char *type)
 {
-	buf_printf(b, "</%s:%s>", type, type);
+	pvm_buf_printf(b, "</%s:%s>", type, type);
 }
 
-static void el(struct buf *b, const char *name, const char *val)
+static void el(struct pvm_buf *b, const char *name, const char *val)
 {
-	buf_printf(b, "<%s>", name);
-	buf_xml(b, val);
-	buf_printf(b, "</%s>", name);
+	pvm_buf_printf(b, "<%s>", name);
+	pvm_buf_xml(b, val);
+	pvm_buf_printf(b, "</%s>", name);
 }
 
-static void eli(struct buf *b, const char *name, long long v)
+static void eli(struct pvm_buf *b, const char *name, long long v)
 {
-	buf_printf(b, "<%s>%lld</%s>", name, v, name);
+	pvm_buf_printf(b, "<%s>%lld</%s>", name, v, name);
 }
 
-static void elf(struct buf *b, const char *name, double v)
+static void elf(struct pvm_buf *b, const char *name, double v)
 {
-	buf_printf(b, "<%s>%.2f</%s>", name, v, name);
+	pvm_buf_printf(b, "<%s>%.2f</%s>", name, v, name);
 }
 
-static void elg(struct buf *b, const char *name, double v)
+static void elg(struct pvm_buf *b, const char *name, double v)
 {
-	buf_printf(b, "<%s>%.6g</%s>", name, v, name);
+	pvm_buf_printf(b, "<%s>%.6g</%s>", name, v, name);
 }
 
-static void elb(struct buf *b, const char *name, bool v)
+static void elb(struct pvm_buf *b, const char *name, bool v)
 {
-	buf_printf(b, "<%s>%s</%s>", name, v ? "true" : "false", name);
+	pvm_buf_printf(b, "<%s>%s</%s>", name, v ? "true" : "false", name);
 }
 
-static void sub_open(struct buf *b, const char *name)
+static void sub_open(struct pvm_buf *b, const char *name)
 {
-	buf_printf(b, "<%s schemaVersion=\"V1_0\">" META_EMPTY, name);
+	pvm_buf_printf(b, "<%s schemaVersion=\"V1_0\">" META_EMPTY, name);
 }
 
-static char *finish(struct buf *b, struct pvm_rest_error *err)
+static char *finish(struct pvm_buf *b, struct pvm_rest_error *err)
 {
-	char *s = buf_take(b);
+	char *s = pvm_buf_take(b);
 	if (!s)
 		perr(err, PVM_ENOMEM, 0, "out of memory");
 	return s;
@@ -127,27 +127,27 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 	struct lpar_num n;
 	if (lpar_check(s, &n, true, err))
 		return NULL;
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	open_obj(&b, "LogicalPartition", NS_UOM);
 	if (s->uuid) {
 		char up[37];
 		for (int i = 0; i < 37; i++)
 			up[i] = (char)toupper((unsigned char)s->uuid[i]);
-		buf_printf(&b, "<Metadata><Atom><AtomID>%s</AtomID></Atom></Metadata>", up);
+		pvm_buf_printf(&b, "<Metadata><Atom><AtomID>%s</AtomID></Atom></Metadata>", up);
 	} else {
-		buf_add(&b, META_EMPTY);
+		pvm_buf_add(&b, META_EMPTY);
 	}
 	elb(&b, "AllowPerformanceDataCollection", false);
 	eli(&b, "AvailabilityPriority", s->availability_priority ? s->availability_priority : 127);
 	sub_open(&b, "PartitionIOConfiguration");
 	eli(&b, "MaximumVirtualIOSlots", s->max_virtual_slots ? s->max_virtual_slots : 64);
-	buf_add(&b, "</PartitionIOConfiguration>");
+	pvm_buf_add(&b, "</PartitionIOConfiguration>");
 	sub_open(&b, "PartitionMemoryConfiguration");
 	eli(&b, "DesiredMemory", n.mem);
 	eli(&b, "MaximumMemory", n.mem_max);
 	eli(&b, "MinimumMemory", n.mem_min);
-	buf_add(&b, "</PartitionMemoryConfiguration>");
+	pvm_buf_add(&b, "</PartitionMemoryConfiguration>");
 	el(&b, "PartitionName", s->name);
 	sub_open(&b, "PartitionProcessorConfiguration");
 	elb(&b, "HasDedicatedProcessors", s->dedicated);
@@ -156,7 +156,7 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 		eli(&b, "DesiredProcessors", n.vcpus);
 		eli(&b, "MaximumProcessors", n.vcpus_max);
 		eli(&b, "MinimumProcessors", n.vcpus_min);
-		buf_add(&b, "</DedicatedProcessorConfiguration>");
+		pvm_buf_add(&b, "</DedicatedProcessorConfiguration>");
 		el(&b, "SharingMode", "sre idle proces");
 	} else {
 		sub_open(&b, "SharedProcessorConfiguration");
@@ -169,10 +169,10 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 		eli(&b, "SharedProcessorPoolID", s->shared_pool_id);
 		if (n.weight >= 0)
 			eli(&b, "UncappedWeight", n.weight);
-		buf_add(&b, "</SharedProcessorConfiguration>");
+		pvm_buf_add(&b, "</SharedProcessorConfiguration>");
 		el(&b, "SharingMode", n.weight >= 0 ? "uncapped" : "capped");
 	}
-	buf_add(&b, "</PartitionProcessorConfiguration>");
+	pvm_buf_add(&b, "</PartitionProcessorConfiguration>");
 	el(&b, "PartitionType", s->type ? s->type : "AIX/Linux");
 	close_obj(&b, "LogicalPartition");
 	return finish(&b, err);
@@ -196,8 +196,8 @@ static int edit_open(const char *entry, size_t len, const char *type, struct xdo
 
 static char *edit_close(struct xdoc *d, struct xn *obj, const char *ns, struct pvm_rest_error *err)
 {
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	xml_write(&b, obj, ns, true);
 	xml_free(d);
 	return finish(&b, err);
@@ -289,49 +289,51 @@ static bool needs_cdata(const char *s)
 	return strpbrk(s, "<>&") != NULL;
 }
 
-static void cdata(struct buf *b, const char *s)
+static void cdata(struct pvm_buf *b, const char *s)
 {
-	buf_add(b, "<![CDATA[");
+	pvm_buf_add(b, "<![CDATA[");
 	const char *p;
 	while ((p = strstr(s, "]]>"))) {
-		buf_addn(b, s, (size_t)(p - s) + 2);
-		buf_add(b, "]]><![CDATA[");
+		pvm_buf_addn(b, s, (size_t)(p - s) + 2);
+		pvm_buf_add(b, "]]><![CDATA[");
 		s = p + 2;
 	}
-	buf_add(b, s);
-	buf_add(b, "]]>");
+	pvm_buf_add(b, s);
+	pvm_buf_add(b, "]]>");
 }
 
 char *pvm_build_job_request(const char *op, const char *group, const struct pvm_job_param *params,
                             size_t n)
 {
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	open_obj(&b, "JobRequest", NS_WEB);
-	buf_add(&b, META_EMPTY);
-	buf_add(&b,
+	pvm_buf_add(&b, META_EMPTY);
+	pvm_buf_add(
+	        &b,
 	        "<RequestedOperation kb=\"CUR\" kxe=\"false\" schemaVersion=\"V1_0\">" META_EMPTY);
-	buf_add(&b, "<OperationName kb=\"ROR\" kxe=\"false\">");
-	buf_xml(&b, op);
-	buf_add(&b, "</OperationName><GroupName kb=\"ROR\" kxe=\"false\">");
-	buf_xml(&b, group);
-	buf_add(&b, "</GroupName></RequestedOperation>");
-	buf_add(&b, "<JobParameters kb=\"CUR\" kxe=\"false\" schemaVersion=\"V1_0\">" META_EMPTY);
+	pvm_buf_add(&b, "<OperationName kb=\"ROR\" kxe=\"false\">");
+	pvm_buf_xml(&b, op);
+	pvm_buf_add(&b, "</OperationName><GroupName kb=\"ROR\" kxe=\"false\">");
+	pvm_buf_xml(&b, group);
+	pvm_buf_add(&b, "</GroupName></RequestedOperation>");
+	pvm_buf_add(&b,
+	            "<JobParameters kb=\"CUR\" kxe=\"false\" schemaVersion=\"V1_0\">" META_EMPTY);
 	for (size_t i = 0; i < n; i++) {
-		buf_add(&b, "<JobParameter schemaVersion=\"V1_0\">" META_EMPTY);
-		buf_add(&b, "<ParameterName kb=\"ROR\" kxe=\"false\">");
-		buf_xml(&b, params[i].name);
-		buf_add(&b, "</ParameterName><ParameterValue kb=\"CUR\" kxe=\"false\">");
+		pvm_buf_add(&b, "<JobParameter schemaVersion=\"V1_0\">" META_EMPTY);
+		pvm_buf_add(&b, "<ParameterName kb=\"ROR\" kxe=\"false\">");
+		pvm_buf_xml(&b, params[i].name);
+		pvm_buf_add(&b, "</ParameterName><ParameterValue kb=\"CUR\" kxe=\"false\">");
 		const char *v = params[i].value ? params[i].value : "";
 		if (needs_cdata(v))
 			cdata(&b, v);
 		else
-			buf_xml(&b, v);
-		buf_add(&b, "</ParameterValue></JobParameter>");
+			pvm_buf_xml(&b, v);
+		pvm_buf_add(&b, "</ParameterValue></JobParameter>");
 	}
-	buf_add(&b, "</JobParameters>");
+	pvm_buf_add(&b, "</JobParameters>");
 	close_obj(&b, "JobRequest");
-	return buf_take(&b);
+	return pvm_buf_take(&b);
 }
 
 /* ---------------------------------------------------------------- network ---------- */
@@ -360,10 +362,10 @@ char *pvm_build_cna(const struct pvm_cna_spec *s, struct pvm_rest_error *err)
 		perr(err, PVM_EINVAL, 0, "a virtual switch and a PVID in 1..4094 are required");
 		return NULL;
 	}
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	open_obj(&b, "ClientNetworkAdapter", NS_UOM);
-	buf_add(&b, META_EMPTY);
+	pvm_buf_add(&b, META_EMPTY);
 	if (s->slot > 0)
 		eli(&b, "VirtualSlotNumber", s->slot);
 	else
@@ -374,9 +376,9 @@ char *pvm_build_cna(const struct pvm_cna_spec *s, struct pvm_rest_error *err)
 	if (s->tagged_vlans && *s->tagged_vlans)
 		el(&b, "TaggedVLANIDs", s->tagged_vlans);
 	elb(&b, "TaggedVLANSupported", s->tagged_vlans && *s->tagged_vlans);
-	buf_add(&b, "<AssociatedVirtualSwitch><link href=\"");
-	buf_xml(&b, s->vswitch_href);
-	buf_add(&b, "\" rel=\"related\"/></AssociatedVirtualSwitch>");
+	pvm_buf_add(&b, "<AssociatedVirtualSwitch><link href=\"");
+	pvm_buf_xml(&b, s->vswitch_href);
+	pvm_buf_add(&b, "\" rel=\"related\"/></AssociatedVirtualSwitch>");
 	close_obj(&b, "ClientNetworkAdapter");
 	return finish(&b, err);
 }
@@ -401,14 +403,14 @@ char *pvm_build_vg_add_vdisk(const char *entry, size_t len, const struct pvm_vdi
 		xml_free(d);
 		return NULL;
 	}
-	struct buf f;
-	buf_init(&f);
-	buf_add(&f, "<VirtualDisk schemaVersion=\"V1_0\">" META_EMPTY);
+	struct pvm_buf f;
+	pvm_buf_init(&f);
+	pvm_buf_add(&f, "<VirtualDisk schemaVersion=\"V1_0\">" META_EMPTY);
 	elg(&f, "DiskCapacity", dk->capacity_gb);
 	el(&f, "DiskLabel", dk->label ? dk->label : "None");
 	el(&f, "DiskName", dk->name);
-	buf_add(&f, "</VirtualDisk>");
-	char *frag = buf_take(&f);
+	pvm_buf_add(&f, "</VirtualDisk>");
+	char *frag = pvm_buf_take(&f);
 	int rc = frag ? xn_append_xml(d, vds, frag, err) : perr(err, PVM_ENOMEM, 0, "oom");
 	free(frag);
 	if (rc) {
@@ -449,10 +451,10 @@ char *pvm_build_logical_unit(const struct pvm_lu_spec *s, struct pvm_rest_error 
 		perr(err, PVM_EINVAL, 0, "logical unit needs a name and a size");
 		return NULL;
 	}
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	open_obj(&b, "LogicalUnit", NS_UOM);
-	buf_add(&b, META_EMPTY);
+	pvm_buf_add(&b, META_EMPTY);
 	elb(&b, "ThinDevice", s->thin);
 	elg(&b, "UnitCapacity", s->capacity_gb);
 	el(&b, "LogicalUnitType", s->lu_type ? s->lu_type : "VirtualIO_Disk");
@@ -473,14 +475,14 @@ static const char *const target_el[] = {
         NULL, "LogicalVolumeVirtualTargetDevice", "PhysicalVolumeVirtualTargetDevice",
         "SharedStoragePoolLogicalUnitVirtualTargetDevice", "VirtualOpticalTargetDevice"};
 
-static void adapter(struct buf *b, const char *name, const char *type, int64_t lpar_id)
+static void adapter(struct pvm_buf *b, const char *name, const char *type, int64_t lpar_id)
 {
 	sub_open(b, name);
 	el(b, "AdapterType", type);
 	if (lpar_id > 0)
 		eli(b, "LocalPartitionID", lpar_id);
 	elb(b, "UseNextAvailableSlotID", true);
-	buf_printf(b, "</%s>", name);
+	pvm_buf_printf(b, "</%s>", name);
 }
 
 char *pvm_build_vios_add_scsi(const char *entry, size_t len, const struct pvm_scsi_map_spec *m,
@@ -503,28 +505,28 @@ char *pvm_build_vios_add_scsi(const char *entry, size_t len, const struct pvm_sc
 		xml_free(d);
 		return NULL;
 	}
-	struct buf f;
-	buf_init(&f);
-	buf_add(&f, "<VirtualSCSIMapping schemaVersion=\"V1_0\">" META_EMPTY);
-	buf_add(&f, "<AssociatedLogicalPartition href=\"");
-	buf_xml(&f, m->lpar_href);
-	buf_add(&f, "\" rel=\"related\"/>");
+	struct pvm_buf f;
+	pvm_buf_init(&f);
+	pvm_buf_add(&f, "<VirtualSCSIMapping schemaVersion=\"V1_0\">" META_EMPTY);
+	pvm_buf_add(&f, "<AssociatedLogicalPartition href=\"");
+	pvm_buf_xml(&f, m->lpar_href);
+	pvm_buf_add(&f, "\" rel=\"related\"/>");
 	adapter(&f, "ClientAdapter", "Client", m->client_lpar_id);
 	adapter(&f, "ServerAdapter", "Server", m->server_lpar_id);
-	buf_add(&f, "<Storage>");
+	pvm_buf_add(&f, "<Storage>");
 	sub_open(&f, storage_el[m->kind]);
 	if (m->storage_udid && (m->kind == PVM_STORAGE_LU || m->kind == PVM_STORAGE_PV))
 		el(&f, "UniqueDeviceID", m->storage_udid);
 	el(&f, storage_name_el[m->kind], m->storage_name);
-	buf_printf(&f, "</%s></Storage>", storage_el[m->kind]);
+	pvm_buf_printf(&f, "</%s></Storage>", storage_el[m->kind]);
 	if (m->target_name) {
-		buf_add(&f, "<TargetDevice>");
+		pvm_buf_add(&f, "<TargetDevice>");
 		sub_open(&f, target_el[m->kind]);
 		el(&f, "TargetName", m->target_name);
-		buf_printf(&f, "</%s></TargetDevice>", target_el[m->kind]);
+		pvm_buf_printf(&f, "</%s></TargetDevice>", target_el[m->kind]);
 	}
-	buf_add(&f, "</VirtualSCSIMapping>");
-	char *frag = buf_take(&f);
+	pvm_buf_add(&f, "</VirtualSCSIMapping>");
+	char *frag = pvm_buf_take(&f);
 	int rc = frag ? xn_append_xml(d, maps, frag, err) : perr(err, PVM_ENOMEM, 0, "oom");
 	free(frag);
 	if (rc) {
@@ -602,10 +604,10 @@ char *pvm_build_file(const struct pvm_file_spec *s, struct pvm_rest_error *err)
 		perr(err, PVM_EINVAL, 0, "file needs a name, an enum type, a VIOS and a size");
 		return NULL;
 	}
-	struct buf b;
-	buf_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	open_obj(&b, "File", NS_WEB);
-	buf_add(&b, META_EMPTY);
+	pvm_buf_add(&b, META_EMPTY);
 	el(&b, "Filename", s->name);
 	el(&b, "InternetMediaType", s->media_type ? s->media_type : "application/octet-stream");
 	eli(&b, "ExpectedFileSizeInBytes", s->size);
@@ -621,14 +623,14 @@ char *pvm_build_file(const struct pvm_file_spec *s, struct pvm_rest_error *err)
 
 char *pvm_build_logon(const char *user, const char *password, bool file_logon)
 {
-	struct buf b;
-	buf_init(&b);
-	buf_printf(&b, "<LogonRequest xmlns=\"%s\" schemaVersion=\"V1_0\">" META_EMPTY, NS_WEB);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
+	pvm_buf_printf(&b, "<LogonRequest xmlns=\"%s\" schemaVersion=\"V1_0\">" META_EMPTY, NS_WEB);
 	el(&b, "UserID", user ? user : "");
 	if (file_logon)
 		el(&b, "GenerateX-API-SessionFile", "true");
 	else
 		el(&b, "Password", password ? password : "");
-	buf_add(&b, "</LogonRequest>");
-	return buf_take(&b);
+	pvm_buf_add(&b, "</LogonRequest>");
+	return pvm_buf_take(&b);
 }

@@ -349,7 +349,7 @@ static void handle_put(struct pvm_client *c, CURL *h)
 /* ---------------------------------------------------------------- transfer --------- */
 
 struct xfer {
-	struct buf body;
+	struct pvm_buf body;
 	size_t max;
 	bool too_big;
 	struct pvm_resp *resp;
@@ -364,7 +364,7 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud)
 		x->too_big = true;
 		return 0;
 	}
-	buf_addn(&x->body, p, len);
+	pvm_buf_addn(&x->body, p, len);
 	return x->body.oom ? 0 : len;
 }
 
@@ -416,7 +416,7 @@ struct waker {
 
 /* Builds the URL of rq into u. An absolute URL keeps only its path: the daemon talks to
  * its configured endpoint only. */
-static int build_url(struct pvm_client *c, const struct pvm_req *rq, struct buf *u)
+static int build_url(struct pvm_client *c, const struct pvm_req *rq, struct pvm_buf *u)
 {
 	const char *p = rq->path;
 	if (!p || !*p)
@@ -427,12 +427,12 @@ static int build_url(struct pvm_client *c, const struct pvm_req *rq, struct buf 
 		if (!p)
 			return PVM_EINVAL;
 	}
-	buf_add(u, c->endpoint);
+	pvm_buf_add(u, c->endpoint);
 	if (p[0] != '/')
-		buf_add(u, "/rest/api/");
-	buf_add(u, p);
+		pvm_buf_add(u, "/rest/api/");
+	pvm_buf_add(u, p);
 	if (rq->query && *rq->query)
-		buf_printf(u, "%c%s", strchr(p, '?') ? '&' : '?', rq->query);
+		pvm_buf_printf(u, "%c%s", strchr(p, '?') ? '&' : '?', rq->query);
 	for (const char *q = u->p; q && *q; q++)
 		if ((unsigned char)*q <= ' ')
 			return PVM_EINVAL;
@@ -489,11 +489,11 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
                    struct pvm_resp *resp, struct pvm_rest_error *err, struct waker *w)
 {
 	memset(resp, 0, sizeof(*resp));
-	struct buf url;
-	buf_init(&url);
+	struct pvm_buf url;
+	pvm_buf_init(&url);
 	int rc = build_url(c, rq, &url);
 	if (rc) {
-		buf_fini(&url);
+		pvm_buf_fini(&url);
 		return perr(err, rc, 0, "bad request path");
 	}
 	if (err)
@@ -501,7 +501,7 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 	const char *audit = rq->request_id && *rq->request_id ? rq->request_id : c->audit;
 	if (!header_safe(audit) || (rq->if_match && !header_safe(rq->if_match)) ||
 	    (rq->content_type && !header_safe(rq->content_type)) || !header_safe(token)) {
-		buf_fini(&url);
+		pvm_buf_fini(&url);
 		return perr(err, PVM_EINVAL, 0, "control character in a header value");
 	}
 
@@ -528,7 +528,7 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct xfer x = {.max = c->max_response, .resp = resp};
-	buf_init(&x.body);
+	pvm_buf_init(&x.body);
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
@@ -574,10 +574,10 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
-	buf_fini(&url);
+	pvm_buf_fini(&url);
 	resp->status = (int)status;
 	resp->len = x.body.len;
-	resp->body = buf_take(&x.body);
+	resp->body = pvm_buf_take(&x.body);
 	if (!resp->body) {
 		resp->len = 0;
 		return perr(err, PVM_ENOMEM, resp->status, "out of memory reading the response");

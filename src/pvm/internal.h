@@ -32,18 +32,7 @@ char *arena_strndup(struct pvm_arena *a, const char *s, size_t n);
 char *arena_strdup(struct pvm_arena *a, const char *s); /* NULL s gives NULL */
 
 /* ---- growable buffer ---- */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-void buf_init(struct buf *b);
-void buf_fini(struct buf *b);
-void buf_addn(struct buf *b, const char *s, size_t n);
-void buf_add(struct buf *b, const char *s);
-void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_xml(struct buf *b, const char *s); /* XML-escaped text */
-char *buf_take(struct buf *b);              /* NULL when out of memory */
+#include "pvm/buf.h"
 
 /* ---- compact XML tree ---- */
 enum xns { XNS_OTHER = 0, XNS_ATOM, XNS_UOM, XNS_WEB };
@@ -94,7 +83,7 @@ struct xn *xn_entry_object(const struct xn *entry);
 
 /* Serializes n (and its subtree) as XML; the root gets a default namespace declaration ns
  * and, when prefix is set, the prefixed form <prefix:Name xmlns:prefix=ns xmlns=ns>. */
-void xml_write(struct buf *b, const struct xn *n, const char *ns, bool prefixed);
+void xml_write(struct pvm_buf *b, const struct xn *n, const char *ns, bool prefixed);
 
 /* Edits on a keep_attrs tree. */
 struct xn *xn_new(struct xdoc *d, const char *name, const char *text);

@@ -85,107 +85,6 @@ char *arena_strdup(struct pvm_arena *a, const char *s)
 	return s ? arena_strndup(a, s, strlen(s)) : NULL;
 }
 
-/* ---------------------------------------------------------------- buffer ----------- */
-
-void buf_init(struct buf *b)
-{
-	memset(b, 0, sizeof(*b));
-}
-
-void buf_fini(struct buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-static bool buf_reserve(struct buf *b, size_t extra)
-{
-	if (b->oom)
-		return false;
-	if (b->len + extra + 1 <= b->cap)
-		return true;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + extra + 1)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-void buf_addn(struct buf *b, const char *s, size_t n)
-{
-	if (!buf_reserve(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void buf_add(struct buf *b, const char *s)
-{
-	buf_addn(b, s, strlen(s));
-}
-
-void buf_printf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !buf_reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void buf_xml(struct buf *b, const char *s)
-{
-	const char *run = s;
-	for (; *s; s++) {
-		const char *rep = NULL;
-		switch (*s) {
-		case '<':
-			rep = "&lt;";
-			break;
-		case '>':
-			rep = "&gt;";
-			break;
-		case '&':
-			rep = "&amp;";
-			break;
-		case '"':
-			rep = "&quot;";
-			break;
-		default:
-			continue;
-		}
-		buf_addn(b, run, (size_t)(s - run));
-		buf_add(b, rep);
-		run = s + 1;
-	}
-	buf_addn(b, run, (size_t)(s - run));
-}
-
-char *buf_take(struct buf *b)
-{
-	if (b->oom) {
-		buf_fini(b);
-		return NULL;
-	}
-	if (!b->p)
-		buf_addn(b, "", 0);
-	char *p = b->p;
-	memset(b, 0, sizeof(*b));
-	return p;
-}
-
 /* ---------------------------------------------------------------- errors ----------- */
 
 int perr(struct pvm_rest_error *err, int code, int http_status, const char *fmt, ...)
@@ -586,62 +485,62 @@ struct xn *xn_entry_object(const struct xn *entry)
 
 /* ---------------------------------------------------------------- writer ----------- */
 
-static void write_node(struct buf *b, const struct xn *n)
+static void write_node(struct pvm_buf *b, const struct xn *n)
 {
-	buf_add(b, "<");
-	buf_add(b, n->name);
+	pvm_buf_add(b, "<");
+	pvm_buf_add(b, n->name);
 	for (const struct xattr *a = n->attrs; a; a = a->next) {
-		buf_printf(b, " %s=\"", a->name);
-		buf_xml(b, a->value);
-		buf_add(b, "\"");
+		pvm_buf_printf(b, " %s=\"", a->name);
+		pvm_buf_xml(b, a->value);
+		pvm_buf_add(b, "\"");
 	}
 	if (!n->attrs) {
 		if (n->href) {
-			buf_add(b, " href=\"");
-			buf_xml(b, n->href);
-			buf_add(b, "\"");
+			pvm_buf_add(b, " href=\"");
+			pvm_buf_xml(b, n->href);
+			pvm_buf_add(b, "\"");
 		}
 		if (n->rel) {
-			buf_add(b, " rel=\"");
-			buf_xml(b, n->rel);
-			buf_add(b, "\"");
+			pvm_buf_add(b, " rel=\"");
+			pvm_buf_xml(b, n->rel);
+			pvm_buf_add(b, "\"");
 		}
 	}
 	if (n->child) {
-		buf_add(b, ">");
+		pvm_buf_add(b, ">");
 		for (const struct xn *c = n->child; c; c = c->next)
 			write_node(b, c);
-		buf_printf(b, "</%s>", n->name);
+		pvm_buf_printf(b, "</%s>", n->name);
 	} else if (n->text && *n->text) {
-		buf_add(b, ">");
-		buf_xml(b, n->text);
-		buf_printf(b, "</%s>", n->name);
+		pvm_buf_add(b, ">");
+		pvm_buf_xml(b, n->text);
+		pvm_buf_printf(b, "</%s>", n->name);
 	} else {
-		buf_add(b, "/>");
+		pvm_buf_add(b, "/>");
 	}
 }
 
-void xml_write(struct buf *b, const struct xn *n, const char *ns, bool prefixed)
+void xml_write(struct pvm_buf *b, const struct xn *n, const char *ns, bool prefixed)
 {
 	if (prefixed)
-		buf_printf(b, "<%s:%s xmlns:%s=\"%s\" xmlns=\"%s\"", n->name, n->name, n->name, ns,
-		           ns);
+		pvm_buf_printf(b, "<%s:%s xmlns:%s=\"%s\" xmlns=\"%s\"", n->name, n->name, n->name,
+		               ns, ns);
 	else
-		buf_printf(b, "<%s xmlns=\"%s\"", n->name, ns);
+		pvm_buf_printf(b, "<%s xmlns=\"%s\"", n->name, ns);
 	for (const struct xattr *a = n->attrs; a; a = a->next) {
-		buf_printf(b, " %s=\"", a->name);
-		buf_xml(b, a->value);
-		buf_add(b, "\"");
+		pvm_buf_printf(b, " %s=\"", a->name);
+		pvm_buf_xml(b, a->value);
+		pvm_buf_add(b, "\"");
 	}
-	buf_add(b, ">");
+	pvm_buf_add(b, ">");
 	for (const struct xn *c = n->child; c; c = c->next)
 		write_node(b, c);
 	if (!n->child && n->text)
-		buf_xml(b, n->text);
+		pvm_buf_xml(b, n->text);
 	if (prefixed)
-		buf_printf(b, "</%s:%s>", n->name, n->name);
+		pvm_buf_printf(b, "</%s:%s>", n->name, n->name);
 	else
-		buf_printf(b, "</%s>", n->name);
+		pvm_buf_printf(b, "</%s>", n->name);
 }
 
 /* ---------------------------------------------------------------- edits ------------ */

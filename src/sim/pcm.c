@@ -209,13 +209,13 @@ static bool pflag(const struct sim_obj *ms, const char *k)
 static void prefs_feed(struct pvm_sim *sim, struct route *rt, struct out *o, struct sim_obj *ms)
 {
 	(void)sim;
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	char t[32], id[SIM_UUID_LEN], seed[80];
 	pvm_fmt_time(pvm_now_ms(), t, sizeof(t));
 	snprintf(seed, sizeof(seed), "pcmpref:%s", ms->uuid);
 	sim_uuid_from(seed, false, id);
-	sb_printf(
+	pvm_buf_printf(
 	        &b,
 	        "<feed " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n"
 	        "    <title type=\"text\">Performance and Capacity Monitoring Preferences</title>\n"
@@ -241,12 +241,12 @@ static void prefs_feed(struct pvm_sim *sim, struct route *rt, struct out *o, str
 	elb(&b, 1, "ShortTermMonitorEnabled", UOD, pflag(ms, "stm"));
 	elb(&b, 1, "ComputeLTMEnabled", "ksv=\"V1_1_0\" " UOD, pflag(ms, "compute_ltm"));
 	ind(&b, 1);
-	sb_printf(&b,
-	          "<AssociatedManagedSystem kb=\"ROO\" kxe=\"false\" "
-	          "href=\"%s/rest/api/uom/ManagedSystem/%s\" rel=\"related\"/>\n",
-	          rt->base, ms->uuid);
-	sb_add(&b, "</ManagedSystemPcmPreference:ManagedSystemPcmPreference>\n"
-	           "        </content>\n    </entry>\n</feed>\n");
+	pvm_buf_printf(&b,
+	               "<AssociatedManagedSystem kb=\"ROO\" kxe=\"false\" "
+	               "href=\"%s/rest/api/uom/ManagedSystem/%s\" rel=\"related\"/>\n",
+	               rt->base, ms->uuid);
+	pvm_buf_add(&b, "</ManagedSystemPcmPreference:ManagedSystemPcmPreference>\n"
+	                "        </content>\n    </entry>\n</feed>\n");
 	srv_out_body(o, 200, "application/atom+xml", &b);
 	pref_etag(ms, o->etag, sizeof(o->etag));
 }
@@ -345,18 +345,18 @@ static void ltm_feed(struct pvm_sim *sim, struct route *rt, struct out *o, struc
 			s->doc = doc;
 		}
 	}
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	char t[32];
 	pvm_fmt_time(now, t, sizeof(t));
-	sb_printf(&b,
-	          "<feed " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <updated>%s</updated>\n"
-	          "    <title type=\"text\">LongTermMetrics</title>\n"
-	          "    <subtitle type=\"text\">ManagedSystem %s</subtitle>\n"
-	          "    <link rel=\"self\" "
-	          "href=\"%s/rest/api/pcm/ManagedSystem/%s/RawMetrics/LongTermMonitor\"/>\n"
-	          "    <generator uri=\"" GENERATOR "\" version=\"1\"/>\n",
-	          ms->uuid, t, ms->uuid, rt->base, ms->uuid);
+	pvm_buf_printf(&b,
+	               "<feed " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <updated>%s</updated>\n"
+	               "    <title type=\"text\">LongTermMetrics</title>\n"
+	               "    <subtitle type=\"text\">ManagedSystem %s</subtitle>\n"
+	               "    <link rel=\"self\" "
+	               "href=\"%s/rest/api/pcm/ManagedSystem/%s/RawMetrics/LongTermMonitor\"/>\n"
+	               "    <generator uri=\"" GENERATOR "\" version=\"1\"/>\n",
+	               ms->uuid, t, ms->uuid, rt->base, ms->uuid);
 	for (int k = 0; k < SIM_PCM_SAMPLES; k++) { /* newest first */
 		struct sim_pcm_sample *s =
 		        &sim->pcm[(sim->pcm_next + SIM_PCM_SAMPLES - 1 - (uint64_t)k) %
@@ -366,18 +366,19 @@ static void ltm_feed(struct pvm_sim *sim, struct route *rt, struct out *o, struc
 		char id[SIM_UUID_LEN];
 		sim_uuid_from(s->name, false, id);
 		pvm_fmt_time(s->t_ms, t, sizeof(t));
-		sb_printf(&b,
-		          "    <entry>\n        <id>%s</id>\n        <updated>%s</updated>\n"
-		          "        <title type=\"text\">%s</title>\n"
-		          "        <published>%s</published>\n"
-		          "        <link type=\"application/vnd.ibm.powervm.pcm.json\" "
-		          "href=\"%s/rest/api/pcm/ManagedSystem/%s/RawMetrics/LongTermMonitor/%s\"/"
-		          ">\n"
-		          "        <author>\n            <name>" GENERATOR "</name>\n"
-		          "        </author>\n        <category term=\"phyp\"/>\n    </entry>\n",
-		          id, t, s->name, t, rt->base, ms->uuid, s->name);
+		pvm_buf_printf(
+		        &b,
+		        "    <entry>\n        <id>%s</id>\n        <updated>%s</updated>\n"
+		        "        <title type=\"text\">%s</title>\n"
+		        "        <published>%s</published>\n"
+		        "        <link type=\"application/vnd.ibm.powervm.pcm.json\" "
+		        "href=\"%s/rest/api/pcm/ManagedSystem/%s/RawMetrics/LongTermMonitor/%s\"/"
+		        ">\n"
+		        "        <author>\n            <name>" GENERATOR "</name>\n"
+		        "        </author>\n        <category term=\"phyp\"/>\n    </entry>\n",
+		        id, t, s->name, t, rt->base, ms->uuid, s->name);
 	}
-	sb_add(&b, "</feed>\n");
+	pvm_buf_add(&b, "</feed>\n");
 	srv_out_body(o, 200, "application/atom+xml", &b);
 }
 

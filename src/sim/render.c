@@ -43,7 +43,7 @@ static const struct {
         {"VirtualSwitchCapable", true, NULL},
 };
 
-static void render_ms(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_ms(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                       const struct sim_obj *o)
 {
 	const char *sv = "V1_3_0";
@@ -60,17 +60,17 @@ static void render_ms(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 		if (p->kind != SIM_LPAR || strcasecmp(p->parent, o->uuid) != 0)
 			continue;
 		if (!any)
-			sb_add(b, "    <AssociatedLogicalPartitions " CUD ">\n");
+			pvm_buf_add(b, "    <AssociatedLogicalPartitions " CUD ">\n");
 		any = true;
 		char path[128];
 		snprintf(path, sizeof(path), "ManagedSystem/%s/LogicalPartition/%s", o->uuid,
 		         p->uuid);
 		ind(b, 2);
-		sb_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n", c->base,
-		          path);
+		pvm_buf_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n", c->base,
+		               path);
 	}
 	if (any)
-		sb_add(b, "    </AssociatedLogicalPartitions>\n");
+		pvm_buf_add(b, "    </AssociatedLogicalPartitions>\n");
 	else
 		el(b, 1, "AssociatedLogicalPartitions", CUD, NULL);
 	el(b, 1, "AssociatedReservedStorageDevicePool", CUD, NULL);
@@ -176,7 +176,7 @@ static void render_ms(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 	elb(b, 1, "IsHMCPowerVMManagementMaster", "ksv=\"V1_3_0\" " ROO, !nl);
 	el(b, 1, "AssociatedGroups", "ksv=\"V1_2_0\" " ROO, NULL);
 	el(b, 1, "AssociatedTasks", "ksv=\"V1_2_0\" " ROO, NULL);
-	sb_add(b, "</ManagedSystem:ManagedSystem>\n");
+	pvm_buf_add(b, "</ManagedSystem:ManagedSystem>\n");
 }
 
 /* ---- LogicalPartition and VirtualIOServer (the base partition, then VIOS extras) ---- */
@@ -186,8 +186,8 @@ static bool active(const char *state)
 	return strcmp(state, "not activated") != 0 && strcmp(state, "error") != 0;
 }
 
-static void render_vios_extras(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
-                               const struct sim_obj *o)
+static void render_vios_extras(struct pvm_sim *sim, struct pvm_buf *b,
+                               const struct sim_render_ctx *c, const struct sim_obj *o)
 {
 	const char *sv = "V1_2_0";
 	el(b, 1, "APICapable", CUD, "true");
@@ -229,17 +229,18 @@ static void render_vios_extras(struct pvm_sim *sim, struct sbuf *b, const struct
 			if (vg->kind != SIM_VG || strcasecmp(vg->parent, o->uuid) != 0)
 				continue;
 			if (!any)
-				sb_add(b, "    <StoragePools group=\"ViosStorage\" " CUD ">\n");
+				pvm_buf_add(b,
+				            "    <StoragePools group=\"ViosStorage\" " CUD ">\n");
 			any = true;
 			char path[160];
 			snprintf(path, sizeof(path), "VirtualIOServer/%s/VolumeGroup/%s", o->uuid,
 			         vg->uuid);
 			ind(b, 2);
-			sb_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n",
-			          c->base, path);
+			pvm_buf_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n",
+			               c->base, path);
 		}
 		if (any)
-			sb_add(b, "    </StoragePools>\n");
+			pvm_buf_add(b, "    </StoragePools>\n");
 		else
 			el(b, 1, "StoragePools", "group=\"ViosStorage\" " CUD, NULL);
 	}
@@ -253,7 +254,7 @@ static void render_vios_extras(struct pvm_sim *sim, struct sbuf *b, const struct
 		sim_render_vios_scsi(sim, b, c, o);
 }
 
-static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_partition(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                              const struct sim_obj *o)
 {
 	const char *sv = "V1_2_0";
@@ -394,10 +395,10 @@ static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct s
 	}
 	close_el(b, 1, "PartitionProcessorConfiguration");
 
-	sb_add(b, "    <PartitionProfiles " CUD ">\n");
+	pvm_buf_add(b, "    <PartitionProfiles " CUD ">\n");
 	ind(b, 2);
-	sb_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n", c->base, path);
-	sb_add(b, "    </PartitionProfiles>\n");
+	pvm_buf_printf(b, "<link href=\"%s/rest/api/uom/%s\" rel=\"related\"/>\n", c->base, path);
+	pvm_buf_add(b, "    </PartitionProfiles>\n");
 	el(b, 1, "PartitionState", ROO, state);
 	el(b, 1, "PartitionType", COD, sim_str(o, "type", "AIX/Linux"));
 	el(b, 1, "PartitionUUID", ROO, o->uuid);
@@ -434,7 +435,7 @@ static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct s
 	if (vios) {
 		el(b, 1, "PowerOnWithHypervisor", "ksv=\"V1_2_0\" " CUD, "true");
 		render_vios_extras(sim, b, c, o);
-		sb_add(b, "</VirtualIOServer:VirtualIOServer>\n");
+		pvm_buf_add(b, "</VirtualIOServer:VirtualIOServer>\n");
 		return;
 	}
 	el(b, 1, "RemoteRestartCapable", CUA, "false");
@@ -447,10 +448,10 @@ static void render_partition(struct pvm_sim *sim, struct sbuf *b, const struct s
 	el(b, 1, "PowerManagementMode", CUR, "None");
 	el(b, 1, "VirtualFibreChannelClientAdapters", CUR, NULL);
 	el(b, 1, "VirtualSCSIClientAdapters", CUR, NULL);
-	sb_add(b, "</LogicalPartition:LogicalPartition>\n");
+	pvm_buf_add(b, "</LogicalPartition:LogicalPartition>\n");
 }
 
-static void render_vswitch(struct sbuf *b, const struct sim_obj *o)
+static void render_vswitch(struct pvm_buf *b, const struct sim_obj *o)
 {
 	obj_open(b, "VirtualSwitch", SIM_NS_UOM, "V1_2_0");
 	obj_meta(b, o);
@@ -458,10 +459,10 @@ static void render_vswitch(struct sbuf *b, const struct sim_obj *o)
 	el(b, 1, "SwitchMode", CUD, sim_str(o, "mode", "Veb"));
 	el(b, 1, "SwitchName", CUD, sim_str(o, "name", ""));
 	el(b, 1, "VirtualNetworks", CUD, NULL);
-	sb_add(b, "</VirtualSwitch:VirtualSwitch>\n");
+	pvm_buf_add(b, "</VirtualSwitch:VirtualSwitch>\n");
 }
 
-void sim_render_entry(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_entry(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                       const struct sim_obj *o, bool in_feed)
 {
 	const char *type = sim_kind_name(o->kind);
@@ -469,31 +470,31 @@ void sim_render_entry(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 	pvm_fmt_time(o->created_ms, t, sizeof(t));
 	const char *p = in_feed ? "        " : "    "; /* children of <entry> */
 	if (in_feed)
-		sb_add(b, "    <entry>\n");
+		pvm_buf_add(b, "    <entry>\n");
 	else
-		sb_add(b, "<entry " ATOM_ROOT_ATTRS ">\n");
-	sb_printf(b, "%s<id>%s</id>\n%s<title>%s</title>\n%s<published>%s</published>\n", p,
-	          o->uuid, p, type, p, t);
-	sb_printf(b, "%s<link rel=\"SELF\" href=\"%s/%s", p, c->base, c->self_prefix);
+		pvm_buf_add(b, "<entry " ATOM_ROOT_ATTRS ">\n");
+	pvm_buf_printf(b, "%s<id>%s</id>\n%s<title>%s</title>\n%s<published>%s</published>\n", p,
+	               o->uuid, p, type, p, t);
+	pvm_buf_printf(b, "%s<link rel=\"SELF\" href=\"%s/%s", p, c->base, c->self_prefix);
 	if (in_feed)
-		sb_printf(b, "/%s", o->uuid);
+		pvm_buf_printf(b, "/%s", o->uuid);
 	if (c->group_q) {
-		sb_add(b, "?group=");
-		sb_xml(b, c->group_q);
+		pvm_buf_add(b, "?group=");
+		pvm_buf_xml(b, c->group_q);
 	}
-	sb_add(b, "\"/>\n");
+	pvm_buf_add(b, "\"/>\n");
 	if (c->hmc)
-		sb_printf(b,
-		          "%s<link rel=\"MANAGEMENT_CONSOLE\" "
-		          "href=\"%s/rest/api/uom/ManagementConsole/%s\"/>\n",
-		          p, c->base, c->console_uuid);
-	sb_printf(b, "%s<author>\n%s    <name>" GENERATOR "</name>\n%s</author>\n", p, p, p);
-	sb_printf(b,
-	          "%s<etag:etag xmlns:etag=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
-	          "\">%d</etag:etag>\n",
-	          p, (int)sim_etag(o, c->groups));
-	sb_printf(b, "%s<content type=\"application/vnd.ibm.powervm.uom+xml; type=%s\">\n", p,
-	          type);
+		pvm_buf_printf(b,
+		               "%s<link rel=\"MANAGEMENT_CONSOLE\" "
+		               "href=\"%s/rest/api/uom/ManagementConsole/%s\"/>\n",
+		               p, c->base, c->console_uuid);
+	pvm_buf_printf(b, "%s<author>\n%s    <name>" GENERATOR "</name>\n%s</author>\n", p, p, p);
+	pvm_buf_printf(b,
+	               "%s<etag:etag xmlns:etag=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
+	               "\">%d</etag:etag>\n",
+	               p, (int)sim_etag(o, c->groups));
+	pvm_buf_printf(b, "%s<content type=\"application/vnd.ibm.powervm.uom+xml; type=%s\">\n", p,
+	               type);
 	switch (o->kind) {
 	case SIM_MS:
 		render_ms(sim, b, c, o);
@@ -509,58 +510,60 @@ void sim_render_entry(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 		sim_render_storage(sim, b, c, o);
 		break;
 	}
-	sb_printf(b, "%s</content>\n", p);
-	sb_add(b, in_feed ? "    </entry>\n" : "</entry>\n");
+	pvm_buf_printf(b, "%s</content>\n", p);
+	pvm_buf_add(b, in_feed ? "    </entry>\n" : "</entry>\n");
 }
 
-void sim_render_feed_open(struct sbuf *b, const struct sim_render_ctx *c, const char *feed_path)
+void sim_render_feed_open(struct pvm_buf *b, const struct sim_render_ctx *c, const char *feed_path)
 {
 	char id[SIM_UUID_LEN], t[32];
 	sim_uuid_from(feed_path, false, id);
 	pvm_fmt_time(pvm_now_ms(), t, sizeof(t));
-	sb_printf(b, "<feed " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <updated>%s</updated>\n", id,
-	          t);
-	sb_printf(b, "    <link rel=\"SELF\" href=\"%s/%s", c->base, c->self_prefix);
+	pvm_buf_printf(b,
+	               "<feed " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <updated>%s</updated>\n",
+	               id, t);
+	pvm_buf_printf(b, "    <link rel=\"SELF\" href=\"%s/%s", c->base, c->self_prefix);
 	if (c->group_q) {
-		sb_add(b, "?group=");
-		sb_xml(b, c->group_q);
+		pvm_buf_add(b, "?group=");
+		pvm_buf_xml(b, c->group_q);
 	}
-	sb_add(b, "\"/>\n");
+	pvm_buf_add(b, "\"/>\n");
 	if (c->hmc)
-		sb_printf(b,
-		          "    <link rel=\"MANAGEMENT_CONSOLE\" "
-		          "href=\"%s/rest/api/uom/ManagementConsole/%s\"/>\n",
-		          c->base, c->console_uuid);
-	sb_add(b, "    <generator>" GENERATOR "</generator>\n");
+		pvm_buf_printf(b,
+		               "    <link rel=\"MANAGEMENT_CONSOLE\" "
+		               "href=\"%s/rest/api/uom/ManagementConsole/%s\"/>\n",
+		               c->base, c->console_uuid);
+	pvm_buf_add(b, "    <generator>" GENERATOR "</generator>\n");
 }
 
-void sim_render_feed_close(struct sbuf *b)
+void sim_render_feed_close(struct pvm_buf *b)
 {
-	sb_add(b, "</feed>\n");
+	pvm_buf_add(b, "</feed>\n");
 }
 
-static void web_open(struct sbuf *b, const char *type, const char *title_id, const char *self)
+static void web_open(struct pvm_buf *b, const char *type, const char *title_id, const char *self)
 {
 	char t[32];
 	pvm_fmt_time(pvm_now_ms(), t, sizeof(t));
-	sb_printf(b,
-	          "<entry " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <title>%s</title>\n"
-	          "    <published>%s</published>\n",
-	          title_id, type, t);
+	pvm_buf_printf(b,
+	               "<entry " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <title>%s</title>\n"
+	               "    <published>%s</published>\n",
+	               title_id, type, t);
 	if (self)
-		sb_printf(b, "    <link rel=\"SELF\" href=\"%s\"/>\n", self);
-	sb_add(b, "    <author>\n        <name>" GENERATOR "</name>\n    </author>\n");
-	sb_printf(b, "    <content type=\"application/vnd.ibm.powervm.web+xml; type=%s\">\n", type);
+		pvm_buf_printf(b, "    <link rel=\"SELF\" href=\"%s\"/>\n", self);
+	pvm_buf_add(b, "    <author>\n        <name>" GENERATOR "</name>\n    </author>\n");
+	pvm_buf_printf(b, "    <content type=\"application/vnd.ibm.powervm.web+xml; type=%s\">\n",
+	               type);
 	obj_open(b, type, SIM_NS_WEB, "V1_0");
 	meta_empty(b, 1);
 }
 
-static void web_close(struct sbuf *b, const char *type)
+static void web_close(struct pvm_buf *b, const char *type)
 {
-	sb_printf(b, "</%s:%s>\n    </content>\n</entry>\n", type, type);
+	pvm_buf_printf(b, "</%s:%s>\n    </content>\n</entry>\n", type, type);
 }
 
-void sim_render_error(struct sbuf *b, int status, const char *uri, const char *reason,
+void sim_render_error(struct pvm_buf *b, int status, const char *uri, const char *reason,
                       const char *msg)
 {
 	char id[SIM_UUID_LEN];
@@ -575,7 +578,7 @@ void sim_render_error(struct sbuf *b, int status, const char *uri, const char *r
 	web_close(b, "HttpErrorResponse");
 }
 
-static void job_request_body(struct sbuf *b, int n, const char *op, const char *group,
+static void job_request_body(struct pvm_buf *b, int n, const char *op, const char *group,
                              json_t *params)
 {
 	open_el(b, n, "RequestedOperation", "kb=\"CUR\" kxe=\"false\"", "V1_0");
@@ -596,7 +599,7 @@ static void job_request_body(struct sbuf *b, int n, const char *op, const char *
 	close_el(b, n, "JobParameters");
 }
 
-void sim_render_job_request(struct sbuf *b, const char *op, const char *group)
+void sim_render_job_request(struct pvm_buf *b, const char *op, const char *group)
 {
 	char id[SIM_UUID_LEN], seed[128];
 	snprintf(seed, sizeof(seed), "jobrequest:%s:%s", group, op);
@@ -606,7 +609,7 @@ void sim_render_job_request(struct sbuf *b, const char *op, const char *group)
 	web_close(b, "JobRequest");
 }
 
-void sim_render_job_response(struct sbuf *b, const char *base, const struct sim_job *j)
+void sim_render_job_response(struct pvm_buf *b, const char *base, const struct sim_job *j)
 {
 	char id[SIM_UUID_LEN], seed[64], self[256];
 	snprintf(seed, sizeof(seed), "job:%llu", (unsigned long long)j->id);
@@ -614,9 +617,10 @@ void sim_render_job_response(struct sbuf *b, const char *base, const struct sim_
 	snprintf(self, sizeof(self), "%s/rest/api/uom/jobs/%llu", base, (unsigned long long)j->id);
 	web_open(b, "JobResponse", id, self);
 	ind(b, 1);
-	sb_add(b, "<RequestURL " ROR " href=\"");
-	sb_xml(b, j->request_url);
-	sb_add(b, "\" rel=\"via\" title=\"The URL to which the JobRequest was submitted.\"/>\n");
+	pvm_buf_add(b, "<RequestURL " ROR " href=\"");
+	pvm_buf_xml(b, j->request_url);
+	pvm_buf_add(b,
+	            "\" rel=\"via\" title=\"The URL to which the JobRequest was submitted.\"/>\n");
 	el(b, 1, "TargetUuid", ROR, j->target);
 	eli(b, 1, "JobID", ROR, (long long)j->id);
 	eli(b, 1, "TimeStarted", ROR, j->started_ms);
@@ -668,40 +672,42 @@ void sim_render_job_response(struct sbuf *b, const char *base, const struct sim_
 	web_close(b, "JobResponse");
 }
 
-void sim_render_logon(struct sbuf *b, const char *token, const char *file)
+void sim_render_logon(struct pvm_buf *b, const char *token, const char *file)
 {
-	sb_add(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n"
-	          "<LogonResponse xmlns=\"" SIM_NS_WEB "\" schemaVersion=\"V1_1_0\">\n"
-	          "    <Metadata>\n        <Atom/>\n    </Metadata>\n");
+	pvm_buf_add(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n"
+	               "<LogonResponse xmlns=\"" SIM_NS_WEB "\" schemaVersion=\"V1_1_0\">\n"
+	               "    <Metadata>\n        <Atom/>\n    </Metadata>\n");
 	if (file)
 		el(b, 1, "X-API-SessionFile", ROR, file);
 	else
 		el(b, 1, "X-API-Session", ROR, token);
-	sb_add(b, "</LogonResponse>\n");
+	pvm_buf_add(b, "</LogonResponse>\n");
 }
 
-void sim_render_event(struct sbuf *b, const char *base, const struct sim_event *e)
+void sim_render_event(struct pvm_buf *b, const char *base, const struct sim_event *e)
 {
 	char id[SIM_UUID_LEN], seed[64], t[32];
 	snprintf(seed, sizeof(seed), "event:%llu:%lld", (unsigned long long)e->id,
 	         (long long)e->ms);
 	sim_uuid_from(seed, false, id);
 	pvm_fmt_time(e->ms, t, sizeof(t));
-	sb_printf(b,
-	          "    <entry>\n        <id>%s</id>\n        <title>Event</title>\n"
-	          "        <published>%s</published>\n"
-	          "        <link rel=\"SELF\" href=\"%s/rest/api/uom/Event/%s\"/>\n"
-	          "        <author>\n            <name>" GENERATOR "</name>\n        </author>\n"
-	          "        <etag:etag xmlns:etag=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
-	          "\">%d</etag:etag>\n"
-	          "        <content type=\"application/vnd.ibm.powervm.uom+xml; type=Event\">\n",
-	          id, t, base, id, (int)(int32_t)(sim_mix64(e->id) >> 33));
-	sb_printf(b,
-	          "<Event:Event xmlns:Event=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
-	          "\" schemaVersion=\"V1_1_0\">\n    <Metadata>\n        <Atom>\n"
-	          "            <AtomID>%s</AtomID>\n            <AtomCreated>%lld</AtomCreated>\n"
-	          "        </Atom>\n    </Metadata>\n",
-	          id, (long long)e->ms);
+	pvm_buf_printf(
+	        b,
+	        "    <entry>\n        <id>%s</id>\n        <title>Event</title>\n"
+	        "        <published>%s</published>\n"
+	        "        <link rel=\"SELF\" href=\"%s/rest/api/uom/Event/%s\"/>\n"
+	        "        <author>\n            <name>" GENERATOR "</name>\n        </author>\n"
+	        "        <etag:etag xmlns:etag=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
+	        "\">%d</etag:etag>\n"
+	        "        <content type=\"application/vnd.ibm.powervm.uom+xml; type=Event\">\n",
+	        id, t, base, id, (int)(int32_t)(sim_mix64(e->id) >> 33));
+	pvm_buf_printf(
+	        b,
+	        "<Event:Event xmlns:Event=\"" SIM_NS_UOM "\" xmlns=\"" SIM_NS_UOM
+	        "\" schemaVersion=\"V1_1_0\">\n    <Metadata>\n        <Atom>\n"
+	        "            <AtomID>%s</AtomID>\n            <AtomCreated>%lld</AtomCreated>\n"
+	        "        </Atom>\n    </Metadata>\n",
+	        id, (long long)e->ms);
 	el(b, 1, "EventType", ROR, e->type);
 	eli(b, 1, "EventID", ROR, (long long)e->id);
 	if (e->data && *e->data) {
@@ -712,7 +718,7 @@ void sim_render_event(struct sbuf *b, const char *base, const struct sim_event *
 		el(b, 1, "EventData", ROR, NULL);
 	}
 	el(b, 1, "EventDetail", ROR, e->detail);
-	sb_add(b, "</Event:Event>\n        </content>\n    </entry>\n");
+	pvm_buf_add(b, "</Event:Event>\n        </content>\n    </entry>\n");
 }
 
 json_t *sim_quick(struct pvm_sim *sim, const struct sim_obj *o)

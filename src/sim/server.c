@@ -38,7 +38,7 @@
 
 /* ---- small helpers ---- */
 
-void srv_out_body(struct out *o, int status, const char *ctype, struct sbuf *b)
+void srv_out_body(struct out *o, int status, const char *ctype, struct pvm_buf *b)
 {
 	o->status = status;
 	o->ctype = ctype;
@@ -48,8 +48,8 @@ void srv_out_body(struct out *o, int status, const char *ctype, struct sbuf *b)
 
 void srv_out_error(struct out *o, int status, const char *uri, const char *reason, const char *msg)
 {
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	sim_render_error(&b, status, uri, reason, msg);
 	srv_out_body(o, status, "application/atom+xml", &b);
 	snprintf(o->outcome, sizeof(o->outcome), "error %d: %.120s", status, msg);
@@ -317,8 +317,8 @@ static bool served_kind(enum sim_kind k)
 void srv_get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum sim_kind kind,
                   const char *parent, const char *search_name)
 {
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	char prefix[256];
 	snprintf(prefix, sizeof(prefix), "rest/api/uom/%s", rt->rel);
 	char *q = strstr(prefix, "/search/");
@@ -345,7 +345,7 @@ void srv_get_feed(struct pvm_sim *sim, struct route *rt, struct out *o, enum sim
 		n++;
 	}
 	if (n == 0) {
-		sb_fini(&b);
+		pvm_buf_fini(&b);
 		o->status = 204;
 		return;
 	}
@@ -364,8 +364,8 @@ void srv_get_entry(struct pvm_sim *sim, struct route *rt, struct out *o, struct 
 		memcpy(o->etag, et, sizeof(et));
 		return;
 	}
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	char prefix[256];
 	snprintf(prefix, sizeof(prefix), "rest/api/uom/%s", rt->rel);
 	struct sim_render_ctx c;
@@ -773,8 +773,8 @@ static void job_template(struct pvm_sim *sim, struct route *rt, struct out *o, s
 		srv_out_error(o, 404, rt->path, "Not Found", "No such operation.");
 		return;
 	}
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	sim_render_job_request(&b, op, sim_kind_name(obj->kind));
 	srv_out_body(o, 200, "application/atom+xml", &b);
 }
@@ -829,8 +829,8 @@ static void job_start(struct pvm_sim *sim, struct route *rt, struct out *o, stru
 		              msg);
 		return;
 	}
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	sim_render_job_response(&b, rt->base, j);
 	srv_out_body(o, 200, "application/atom+xml", &b);
 	snprintf(o->object, sizeof(o->object), "%s", obj->uuid);
@@ -849,8 +849,8 @@ static void jobs_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 	}
 	snprintf(o->object, sizeof(o->object), "%llu", (unsigned long long)id);
 	if (rt->nsegs == 2 && strcmp(rt->method, "GET") == 0) {
-		struct sbuf b;
-		sb_init(&b);
+		struct pvm_buf b;
+		pvm_buf_init(&b);
 		sim_render_job_response(&b, rt->base, j);
 		srv_out_body(o, 200, "application/atom+xml", &b);
 	} else if (rt->nsegs == 2 && strcmp(rt->method, "DELETE") == 0) {
@@ -868,8 +868,8 @@ static void jobs_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 		sim_job_cancel(sim, j);
 		o->status = 200;
 		o->ctype = "application/atom+xml";
-		struct sbuf b;
-		sb_init(&b);
+		struct pvm_buf b;
+		pvm_buf_init(&b);
 		sim_render_job_response(&b, rt->base, j);
 		srv_out_body(o, 200, "application/atom+xml", &b);
 		snprintf(o->outcome, sizeof(o->outcome), "job cancel requested");
@@ -918,8 +918,8 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 	bool is_new;
 	struct sim_evclient *c = evclient(sim, key, &is_new);
 	c->last_seen_ns = pvm_mono_ns();
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	struct sim_render_ctx ctx;
 	srv_ctx_for(sim, rt, &ctx, "rest/api/uom/Event");
 	ctx.group_q = NULL;
@@ -960,7 +960,7 @@ static void get_events(struct pvm_sim *sim, struct route *rt, struct out *o, con
 			rt->req->ev_waited = true;
 			sim_kick(sim);
 			o->parked = true;
-			sb_fini(&b);
+			pvm_buf_fini(&b);
 			return;
 		}
 	}
@@ -1173,8 +1173,8 @@ static void logon(struct pvm_sim *sim, struct route *rt, struct out *o, const ch
 		srv_out_error(o, 500, rt->path, "Internal error", "Could not create the session.");
 		return;
 	}
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	sim_render_logon(&b, s->token, s->file);
 	srv_out_body(o, 200, "application/vnd.ibm.powervm.web+xml; type=LogonResponse", &b);
 	snprintf(o->outcome, sizeof(o->outcome), file ? "logged on (file)" : "logged on");
@@ -1363,7 +1363,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (r->body.len + *upload_size > MAX_BODY)
 			r->too_big = true;
 		else
-			sb_addn(&r->body, upload, *upload_size);
+			pvm_buf_addn(&r->body, upload, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -1478,7 +1478,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct sim_req *r = *con_cls;
 	if (!r)
 		return;
-	sb_fini(&r->body);
+	pvm_buf_fini(&r->body);
 	EVP_MD_CTX_free(r->sha);
 	free(r);
 	*con_cls = NULL;

@@ -54,18 +54,8 @@ int pvm_sim_mode_parse(const char *s, enum pvm_sim_mode *out);
 #define SIM_UUID_LEN 37
 
 /* A growable string. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-void sb_init(struct sbuf *b);
-void sb_fini(struct sbuf *b);
-void sb_add(struct sbuf *b, const char *s);
-void sb_addn(struct sbuf *b, const char *s, size_t n);
-void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_xml(struct sbuf *b, const char *s); /* XML-escaped text */
-char *sb_take(struct sbuf *b);              /* hands the buffer over (never NULL) */
+#include "pvm/buf.h"
+char *sb_take(struct pvm_buf *b); /* hands the buffer over (never NULL) */
 
 /* Hashes and identifiers. */
 uint64_t sim_mix64(uint64_t x);
@@ -366,16 +356,16 @@ struct sim_render_ctx {
 	bool hmc;
 	const char *console_uuid;
 };
-void sim_render_entry(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_entry(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                       const struct sim_obj *o, bool in_feed);
-void sim_render_feed_open(struct sbuf *b, const struct sim_render_ctx *c, const char *feed_path);
-void sim_render_feed_close(struct sbuf *b);
-void sim_render_error(struct sbuf *b, int status, const char *uri, const char *reason,
+void sim_render_feed_open(struct pvm_buf *b, const struct sim_render_ctx *c, const char *feed_path);
+void sim_render_feed_close(struct pvm_buf *b);
+void sim_render_error(struct pvm_buf *b, int status, const char *uri, const char *reason,
                       const char *msg);
-void sim_render_job_request(struct sbuf *b, const char *op, const char *group);
-void sim_render_job_response(struct sbuf *b, const char *base, const struct sim_job *j);
-void sim_render_logon(struct sbuf *b, const char *token, const char *file);
-void sim_render_event(struct sbuf *b, const char *base, const struct sim_event *e);
+void sim_render_job_request(struct pvm_buf *b, const char *op, const char *group);
+void sim_render_job_response(struct pvm_buf *b, const char *base, const struct sim_job *j);
+void sim_render_logon(struct pvm_buf *b, const char *token, const char *file);
+void sim_render_event(struct pvm_buf *b, const char *base, const struct sim_event *e);
 json_t *sim_quick(struct pvm_sim *sim, const struct sim_obj *o);
 
 /* jobs.c (callers hold lock) */
@@ -411,15 +401,15 @@ void sim_sessions_clear(struct pvm_sim *sim);
 struct sim_parked *sim_parked_due(struct pvm_sim *sim, int64_t now, int64_t *next_due);
 void sim_parked_resume(struct sim_parked *list);
 /* storage.c (callers hold lock) */
-void sim_render_storage(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_storage(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                         const struct sim_obj *o);
 /* VIOS parts: media repositories (ViosStorage) and VirtualSCSIMappings (ViosSCSIMapping). */
-void sim_render_vios_media(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_vios_media(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                            const struct sim_obj *vios);
-void sim_render_vios_scsi(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_vios_scsi(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                           const struct sim_obj *vios);
 /* LogicalPartition's ClientNetworkAdapters links. */
-void sim_render_lpar_cnas(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_lpar_cnas(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                           const struct sim_obj *lpar);
 /* Before a partition is deleted: its adapters go, the client side of its mappings too. */
 void sim_lpar_cascade(struct pvm_sim *sim, struct sim_obj *lpar);

@@ -12,7 +12,7 @@
 #define MAX_SEGS 10
 
 struct sim_req {
-	struct sbuf body;
+	struct pvm_buf body;
 	bool too_big;
 	bool decided; /* fault decided (once per request) */
 	const struct sim_fault_rule *fault;
@@ -52,7 +52,7 @@ struct route {
 };
 
 /* server.c helpers (callers hold sim->lock where the model is read). */
-void srv_out_body(struct out *o, int status, const char *ctype, struct sbuf *b);
+void srv_out_body(struct out *o, int status, const char *ctype, struct pvm_buf *b);
 void srv_out_error(struct out *o, int status, const char *uri, const char *reason, const char *msg);
 void srv_out_json(struct out *o, int status, json_t *j);
 xmlNode *srv_xchild(xmlNode *n, const char *name);

@@ -42,7 +42,7 @@ static void fmt_gb(char *t, size_t n, double v)
 		*dot = '\0';
 }
 
-static void elg(struct sbuf *b, int n, const char *name, const char *attrs, double v)
+static void elg(struct pvm_buf *b, int n, const char *name, const char *attrs, double v)
 {
 	char t[48];
 	fmt_gb(t, sizeof(t), v);
@@ -331,7 +331,7 @@ static long long lpar_slot_alloc(struct pvm_sim *sim, const struct sim_obj *lpar
 
 /* ---------------------------------------------------------------- rendering -------- */
 
-static void render_media_list(struct sbuf *b, int n, json_t *repo)
+static void render_media_list(struct pvm_buf *b, int n, json_t *repo)
 {
 	json_t *media = json_object_get(repo, "media");
 	if (!json_array_size(media)) {
@@ -353,7 +353,7 @@ static void render_media_list(struct sbuf *b, int n, json_t *repo)
 	close_el(b, n, "OpticalMedia");
 }
 
-static void render_repo(struct sbuf *b, int n, json_t *repo)
+static void render_repo(struct pvm_buf *b, int n, json_t *repo)
 {
 	open_el(b, n, "VirtualMediaRepository", "", SV);
 	render_media_list(b, n + 1, repo);
@@ -362,7 +362,7 @@ static void render_repo(struct sbuf *b, int n, json_t *repo)
 	close_el(b, n, "VirtualMediaRepository");
 }
 
-void sim_render_vios_media(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_vios_media(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                            const struct sim_obj *vios)
 {
 	(void)c;
@@ -377,7 +377,7 @@ void sim_render_vios_media(struct pvm_sim *sim, struct sbuf *b, const struct sim
 	close_el(b, 1, "MediaRepositories");
 }
 
-static void render_pv_body(struct sbuf *b, int n, const struct sim_obj *pv)
+static void render_pv_body(struct pvm_buf *b, int n, const struct sim_obj *pv)
 {
 	bool fc = sim_bool(pv, "fc_backed", false);
 	el(b, n, "Description", CUD, fc ? "MPIO IBM 2076 FC Disk" : "SAS RAID 0 Disk Array");
@@ -388,7 +388,7 @@ static void render_pv_body(struct sbuf *b, int n, const struct sim_obj *pv)
 	elb(b, n, "IsFibreChannelBacked", ROR, fc);
 }
 
-static void render_vg(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_vg(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                       const struct sim_obj *o)
 {
 	obj_open(b, "VolumeGroup", SIM_NS_UOM, SV);
@@ -454,7 +454,7 @@ static void render_vg(struct pvm_sim *sim, struct sbuf *b, const struct sim_rend
 		}
 		close_el(b, 1, "VirtualDisks");
 	}
-	sb_add(b, "</VolumeGroup:VolumeGroup>\n");
+	pvm_buf_add(b, "</VolumeGroup:VolumeGroup>\n");
 }
 
 static bool lu_in_use(struct pvm_sim *sim, const struct sim_obj *lu)
@@ -462,7 +462,7 @@ static bool lu_in_use(struct pvm_sim *sim, const struct sim_obj *lu)
 	return storage_mapped(sim, NULL, "lu", sim_str(lu, "name", ""), sim_str(lu, "udid", ""));
 }
 
-static void render_lu_body(struct pvm_sim *sim, struct sbuf *b, int n, const struct sim_obj *lu)
+static void render_lu_body(struct pvm_sim *sim, struct pvm_buf *b, int n, const struct sim_obj *lu)
 {
 	elb(b, n, "ThinDevice", CUR, sim_bool(lu, "thin", true));
 	el(b, n, "UniqueDeviceID", ROR, sim_str(lu, "udid", ""));
@@ -516,7 +516,7 @@ static void ssp_udid(const struct sim_obj *ssp, char *out, size_t n)
 	         (unsigned long long)sim_hash_str(2, ssp->uuid));
 }
 
-static void render_ssp(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_ssp(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                        const struct sim_obj *o)
 {
 	(void)c;
@@ -555,10 +555,10 @@ static void render_ssp(struct pvm_sim *sim, struct sbuf *b, const struct sim_ren
 	char u[96];
 	ssp_udid(o, u, sizeof(u));
 	el(b, 1, "UniqueDeviceID", ROR, u);
-	sb_add(b, "</SharedStoragePool:SharedStoragePool>\n");
+	pvm_buf_add(b, "</SharedStoragePool:SharedStoragePool>\n");
 }
 
-static void render_tier(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_tier(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                         const struct sim_obj *o)
 {
 	const char *k = "ksv=\"V1_3_0\" ";
@@ -584,18 +584,18 @@ static void render_tier(struct pvm_sim *sim, struct sbuf *b, const struct sim_re
 	snprintf(path, sizeof(path), "SharedStoragePool/%s", o->parent);
 	snprintf(a, sizeof(a), "%s" CUD, k);
 	link_el(b, 1, "AssociatedSharedStoragePool", a, c->base, path);
-	sb_add(b, "</Tier:Tier>\n");
+	pvm_buf_add(b, "</Tier:Tier>\n");
 }
 
-static void render_lu(struct pvm_sim *sim, struct sbuf *b, const struct sim_obj *o)
+static void render_lu(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_obj *o)
 {
 	obj_open(b, "LogicalUnit", SIM_NS_UOM, "V1_3_0");
 	obj_meta(b, o);
 	render_lu_body(sim, b, 1, o);
-	sb_add(b, "</LogicalUnit:LogicalUnit>\n");
+	pvm_buf_add(b, "</LogicalUnit:LogicalUnit>\n");
 }
 
-static void render_cna(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_cna(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                        const struct sim_obj *o)
 {
 	struct sim_obj *lpar = sim_obj_find(sim, SIM_LPAR, o->parent);
@@ -622,19 +622,19 @@ static void render_cna(struct pvm_sim *sim, struct sbuf *b, const struct sim_ren
 		el(b, 1, "TaggedVLANIDs", CUA, tv);
 	elb(b, 1, "TaggedVLANSupported", CUA, sim_bool(o, "tagged_supported", false));
 	struct sim_obj *vs = sim_obj_find(sim, SIM_VSWITCH, sim_str(o, "vswitch", ""));
-	sb_add(b, "    <AssociatedVirtualSwitch " CUD ">\n");
+	pvm_buf_add(b, "    <AssociatedVirtualSwitch " CUD ">\n");
 	ind(b, 2);
-	sb_printf(b,
-	          "<link href=\"%s/rest/api/uom/ManagedSystem/%s/VirtualSwitch/%s\" "
-	          "rel=\"related\"/>\n",
-	          c->base, vs ? vs->parent : "", sim_str(o, "vswitch", ""));
-	sb_add(b, "    </AssociatedVirtualSwitch>\n");
+	pvm_buf_printf(b,
+	               "<link href=\"%s/rest/api/uom/ManagedSystem/%s/VirtualSwitch/%s\" "
+	               "rel=\"related\"/>\n",
+	               c->base, vs ? vs->parent : "", sim_str(o, "vswitch", ""));
+	pvm_buf_add(b, "    </AssociatedVirtualSwitch>\n");
 	eli(b, 1, "VirtualSwitchID", ROR, vs ? sim_int(vs, "switch_id", 0) : 0);
 	el(b, 1, "VirtualNetworks", CUR, NULL);
-	sb_add(b, "</ClientNetworkAdapter:ClientNetworkAdapter>\n");
+	pvm_buf_add(b, "</ClientNetworkAdapter:ClientNetworkAdapter>\n");
 }
 
-void sim_render_storage(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_storage(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                         const struct sim_obj *o)
 {
 	switch (o->kind) {
@@ -658,7 +658,7 @@ void sim_render_storage(struct pvm_sim *sim, struct sbuf *b, const struct sim_re
 	}
 }
 
-void sim_render_lpar_cnas(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_lpar_cnas(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                           const struct sim_obj *lpar)
 {
 	bool any = false;
@@ -667,17 +667,18 @@ void sim_render_lpar_cnas(struct pvm_sim *sim, struct sbuf *b, const struct sim_
 		if (x->kind != SIM_CNA || strcasecmp(x->parent, lpar->uuid) != 0)
 			continue;
 		if (!any)
-			sb_add(b, "    <ClientNetworkAdapters " CUR ">\n");
+			pvm_buf_add(b, "    <ClientNetworkAdapters " CUR ">\n");
 		any = true;
 		ind(b, 2);
-		sb_printf(b,
-		          "<link "
-		          "href=\"%s/rest/api/uom/LogicalPartition/%s/ClientNetworkAdapter/%s\" "
-		          "rel=\"related\"/>\n",
-		          c->base, lpar->uuid, x->uuid);
+		pvm_buf_printf(
+		        b,
+		        "<link "
+		        "href=\"%s/rest/api/uom/LogicalPartition/%s/ClientNetworkAdapter/%s\" "
+		        "rel=\"related\"/>\n",
+		        c->base, lpar->uuid, x->uuid);
 	}
 	if (any)
-		sb_add(b, "    </ClientNetworkAdapters>\n");
+		pvm_buf_add(b, "    </ClientNetworkAdapters>\n");
 	else
 		el(b, 1, "ClientNetworkAdapters", CUR, NULL);
 }
@@ -698,7 +699,7 @@ static int kind_index(const char *k)
 	return -1;
 }
 
-static void render_mapping(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+static void render_mapping(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                            const struct sim_obj *vios, json_t *m)
 {
 	struct sim_obj *ms = sim_obj_find(sim, SIM_MS, vios->parent);
@@ -710,11 +711,11 @@ static void render_mapping(struct pvm_sim *sim, struct sbuf *b, const struct sim
 	char loc[96], path[200], name[32];
 	open_el(b, 2, "VirtualSCSIMapping", "", SV);
 	ind(b, 3);
-	sb_printf(b,
-	          "<AssociatedLogicalPartition " CUR
-	          " href=\"%s/rest/api/uom/ManagedSystem/%s/LogicalPartition/%s\" "
-	          "rel=\"related\"/>\n",
-	          c->base, vios->parent, lu);
+	pvm_buf_printf(b,
+	               "<AssociatedLogicalPartition " CUR
+	               " href=\"%s/rest/api/uom/ManagedSystem/%s/LogicalPartition/%s\" "
+	               "rel=\"related\"/>\n",
+	               c->base, vios->parent, lu);
 	if (!orphan) {
 		open_el(b, 3, "ClientAdapter", CUR, SV);
 		location(ms, lid, cs, loc, sizeof(loc));
@@ -753,7 +754,7 @@ static void render_mapping(struct pvm_sim *sim, struct sbuf *b, const struct sim
 	close_el(b, 3, "ServerAdapter");
 	if (ki >= 0) {
 		const char *sn = js(st, "name", ""), *su = js(st, "udid", "");
-		sb_add(b, "            <Storage " CUR ">\n");
+		pvm_buf_add(b, "            <Storage " CUR ">\n");
 		open_el(b, 4, storage_el[ki], "", SV);
 		if (ki == 0) {
 			json_t *d = find_vdisk(sim, vios->uuid, sn, NULL, NULL);
@@ -785,8 +786,8 @@ static void render_mapping(struct pvm_sim *sim, struct sbuf *b, const struct sim
 			elg(b, 5, "Size", CUR, md ? jnum(md, "size_gb", 0) : 0);
 		}
 		close_el(b, 4, storage_el[ki]);
-		sb_add(b, "            </Storage>\n");
-		sb_add(b, "            <TargetDevice " CUR ">\n");
+		pvm_buf_add(b, "            </Storage>\n");
+		pvm_buf_add(b, "            <TargetDevice " CUR ">\n");
 		open_el(b, 4, target_el[ki], "", SV);
 		char lua[32];
 		snprintf(lua, sizeof(lua), "0x8%lld00000000000000", (long long)jnum(m, "lun", 1));
@@ -796,12 +797,12 @@ static void render_mapping(struct pvm_sim *sim, struct sbuf *b, const struct sim
 		         (unsigned long long)sim_hash_str(ss, js(m, "target", "")));
 		el(b, 5, "UniqueDeviceID", ROR, path);
 		close_el(b, 4, target_el[ki]);
-		sb_add(b, "            </TargetDevice>\n");
+		pvm_buf_add(b, "            </TargetDevice>\n");
 	}
 	close_el(b, 2, "VirtualSCSIMapping");
 }
 
-void sim_render_vios_scsi(struct pvm_sim *sim, struct sbuf *b, const struct sim_render_ctx *c,
+void sim_render_vios_scsi(struct pvm_sim *sim, struct pvm_buf *b, const struct sim_render_ctx *c,
                           const struct sim_obj *vios)
 {
 	json_t *maps = json_object_get(vios->props, "scsi_mappings");
@@ -1745,17 +1746,17 @@ out:
 
 /* ---------------------------------------------------------------- web File --------- */
 
-static void render_file(struct sbuf *b, const char *base, const struct sim_obj *f)
+static void render_file(struct pvm_buf *b, const char *base, const struct sim_obj *f)
 {
 	char t[32];
 	pvm_fmt_time(f->created_ms, t, sizeof(t));
-	sb_printf(b,
-	          "<entry " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <title>File</title>\n"
-	          "    <published>%s</published>\n"
-	          "    <link rel=\"SELF\" href=\"%s/rest/api/web/File/%s\"/>\n"
-	          "    <author>\n        <name>" GENERATOR "</name>\n    </author>\n"
-	          "    <content type=\"application/vnd.ibm.powervm.web+xml; type=File\">\n",
-	          f->uuid, t, base, f->uuid);
+	pvm_buf_printf(b,
+	               "<entry " ATOM_ROOT_ATTRS ">\n    <id>%s</id>\n    <title>File</title>\n"
+	               "    <published>%s</published>\n"
+	               "    <link rel=\"SELF\" href=\"%s/rest/api/web/File/%s\"/>\n"
+	               "    <author>\n        <name>" GENERATOR "</name>\n    </author>\n"
+	               "    <content type=\"application/vnd.ibm.powervm.web+xml; type=File\">\n",
+	               f->uuid, t, base, f->uuid);
 	obj_open(b, "File", SIM_NS_WEB, "V1_0");
 	obj_meta(b, f);
 	const char *cor = "kb=\"COR\" kxe=\"false\"";
@@ -1773,7 +1774,7 @@ static void render_file(struct sbuf *b, const char *base, const struct sim_obj *
 	const char *sh = sim_str(f, "sha256", "");
 	if (*sh)
 		el(b, 1, "SHA256", COD, sh);
-	sb_add(b, "</File:File>\n    </content>\n</entry>\n");
+	pvm_buf_add(b, "</File:File>\n    </content>\n</entry>\n");
 }
 
 /* The device a file lands on: a virtual disk, optical media or logical unit by UDID.
@@ -1897,8 +1898,8 @@ static void create_file(struct pvm_sim *sim, struct route *rt, struct out *o)
 		goto out;
 	}
 	snprintf(o->object, sizeof(o->object), "%s", uuid);
-	struct sbuf b;
-	sb_init(&b);
+	struct pvm_buf b;
+	pvm_buf_init(&b);
 	render_file(&b, rt->base, fo);
 	srv_out_body(o, 200, "application/atom+xml", &b);
 	o->persist = true;
@@ -2037,8 +2038,8 @@ void sim_web_file(struct pvm_sim *sim, struct route *rt, struct out *o)
 		if (strcmp(rt->method, "PUT") == 0) {
 			create_file(sim, rt, o);
 		} else if (get) {
-			struct sbuf b;
-			sb_init(&b);
+			struct pvm_buf b;
+			pvm_buf_init(&b);
 			size_t k = 0;
 			struct sim_render_ctx c;
 			srv_ctx_for(sim, rt, &c, "rest/api/web/File");
@@ -2048,17 +2049,17 @@ void sim_web_file(struct pvm_sim *sim, struct route *rt, struct out *o)
 					continue;
 				if (k++ == 0)
 					sim_render_feed_open(&b, &c, "web/File");
-				struct sbuf e;
-				sb_init(&e);
+				struct pvm_buf e;
+				pvm_buf_init(&e);
 				render_file(&e, rt->base, f);
 				/* entries of a feed carry no namespace declarations of their own */
 				const char *p = strstr(e.p, "<id>");
-				sb_add(&b, "    <entry>\n    ");
-				sb_add(&b, p ? p : "");
-				sb_fini(&e);
+				pvm_buf_add(&b, "    <entry>\n    ");
+				pvm_buf_add(&b, p ? p : "");
+				pvm_buf_fini(&e);
 			}
 			if (!k) {
-				sb_fini(&b);
+				pvm_buf_fini(&b);
 				o->status = 204;
 				return;
 			}
@@ -2086,8 +2087,8 @@ void sim_web_file(struct pvm_sim *sim, struct route *rt, struct out *o)
 		return;
 	}
 	if (get) {
-		struct sbuf b;
-		sb_init(&b);
+		struct pvm_buf b;
+		pvm_buf_init(&b);
 		render_file(&b, rt->base, f);
 		srv_out_body(o, 200, "application/atom+xml", &b);
 		snprintf(o->etag, sizeof(o->etag), "%d", (int)sim_etag(f, 0));
@@ -2134,8 +2135,8 @@ bool sim_storage_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 		else if (n == 3 && get && strcmp(s[2], "Tier") == 0)
 			srv_get_feed(sim, rt, o, SIM_TIER, ssp->uuid, NULL);
 		else if (n == 3 && get && strcmp(s[2], "LogicalUnit") == 0) {
-			struct sbuf b;
-			sb_init(&b);
+			struct pvm_buf b;
+			pvm_buf_init(&b);
 			struct sim_render_ctx c;
 			char prefix[200];
 			snprintf(prefix, sizeof(prefix), "rest/api/uom/%s", rt->rel);
@@ -2150,7 +2151,7 @@ bool sim_storage_route(struct pvm_sim *sim, struct route *rt, struct out *o)
 				sim_render_entry(sim, &b, &c, lu, true);
 			}
 			if (!k) {
-				sb_fini(&b);
+				pvm_buf_fini(&b);
 				o->status = 204;
 			} else {
 				sim_render_feed_close(&b);

@@ -8,108 +8,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-void sb_init(struct sbuf *b)
+/* The renderer's buffers: never NULL, "" after an allocation failure. */
+char *sb_take(struct pvm_buf *b)
 {
-	memset(b, 0, sizeof(*b));
-}
-
-void sb_fini(struct sbuf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-static bool sb_grow(struct sbuf *b, size_t more)
-{
-	if (b->oom)
-		return false;
-	if (b->len + more + 1 <= b->cap)
-		return true;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-void sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	if (!sb_grow(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char tmp[512];
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(tmp)) {
-		sb_addn(b, tmp, (size_t)n);
-		return;
-	}
-	if (!sb_grow(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void sb_xml(struct sbuf *b, const char *s)
-{
-	const char *run = s;
-	for (; *s; s++) {
-		const char *rep = NULL;
-		switch (*s) {
-		case '<':
-			rep = "&lt;";
-			break;
-		case '>':
-			rep = "&gt;";
-			break;
-		case '&':
-			rep = "&amp;";
-			break;
-		case '"':
-			rep = "&quot;";
-			break;
-		default:
-			continue;
-		}
-		sb_addn(b, run, (size_t)(s - run));
-		sb_add(b, rep);
-		run = s + 1;
-	}
-	sb_addn(b, run, (size_t)(s - run));
-}
-
-char *sb_take(struct sbuf *b)
-{
-	char *p = b->p;
-	if (!p || b->oom) {
-		free(p);
-		p = strdup("");
-	}
-	memset(b, 0, sizeof(*b));
-	return p;
+	char *p = pvm_buf_take(b);
+	return p ? p : strdup("");
 }
 
 uint64_t sim_mix64(uint64_t x)
