@@ -1,2 +1,3 @@
 # Operation types (workers/op_*.c): their pure parts (power-state mapping, validation).
 pvm_add_unit_test(test_ops_power SOURCES unit/test_ops_power.c LIBS pvm_workers pvm_testutil)
+pvm_add_unit_test(test_names SOURCES unit/test_names.c LIBS pvm_workers)

@@ -56,6 +56,7 @@ struct pvm_engine {
 	size_t ntypes;
 	uint64_t boot_id; /* marks intents written by this process */
 	char ms_uuid[64];
+	char ms_href[512];
 
 	pthread_t *workers;
 	int nstarted;
@@ -704,7 +705,9 @@ static bool run_step(struct pvm_engine *e, struct pvm_op *op, bool may_keep)
 	                           .resumed = (op->flags & PVM_OPF_RECOVERED) != 0,
 	                           .now_ms = now,
 	                           .log = log,
-	                           .ms_uuid = e->ms_uuid};
+	                           .ms_uuid = e->ms_uuid,
+	                           .ms_href = e->ms_href,
+	                           .config = e->opts.config};
 	struct pvm_step_result res = {.verdict = PVM_STEP_DONE, .progress = -1};
 	cur_step = sd;
 	int64_t t0 = pvm_mono_ns();
@@ -962,6 +965,8 @@ int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,
 	e->paused = opts->paused;
 	if (opts->ms_uuid)
 		pvm_strlcpy(e->ms_uuid, opts->ms_uuid, sizeof(e->ms_uuid));
+	if (opts->ms_href)
+		pvm_strlcpy(e->ms_href, opts->ms_href, sizeof(e->ms_href));
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	e->boot_id =

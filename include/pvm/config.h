@@ -27,6 +27,9 @@
 
 #define PVM_CONFIG_DEFAULT_PATH "/etc/powervmd/powervmd.conf"
 
+enum pvm_disk_driver { PVM_DISK_LOCALDISK = 0, PVM_DISK_SSP };
+enum pvm_scrub_mode { PVM_SCRUB_OFF = 0, PVM_SCRUB_DRY_RUN, PVM_SCRUB_ON };
+
 struct pvm_config {
 	char *path; /* the main file it was loaded from */
 
@@ -71,6 +74,16 @@ struct pvm_config {
 
 	/* nova */
 	char *proc_units_factor; /* powervm_proc_units_factor: a decimal 0.05..1 (checked) */
+
+	/* storage and network */
+	enum pvm_disk_driver disk_driver; /* powervm_disk_driver */
+	char *volume_group_name;          /* powervm_volume_group_name */
+	char *volume_group_vios_name;     /* powervm_volume_group_vios_name, or NULL */
+	char *cluster_name;               /* powervm_cluster_name, or NULL */
+	int64_t image_marker_timeout_s;   /* powervm_image_marker_timeout_s */
+	bool use_rmc_mgmt_vif;            /* powervm_use_rmc_mgmt_vif */
+	char *default_vswitch;            /* powervm_default_vswitch */
+	enum pvm_scrub_mode scrub;        /* powervm_scrub */
 
 	/* logging */
 	enum pvm_log_level log_level;   /* powervm_log_level */

@@ -29,6 +29,7 @@
 struct pvm_client;
 struct pvm_engine;
 struct pvm_metrics;
+struct pvm_config;
 
 enum pvm_step_verdict {
 	PVM_STEP_DONE = 0, /* the step is complete: go on to the next */
@@ -61,7 +62,9 @@ struct pvm_step_ctx {
 	int64_t now_ms;
 	struct pvm_log_ctx log; /* op id, instance, request id: for pvm_log() */
 	const char *ms_uuid;    /* the managed system (pvm_engine_opts.ms_uuid) */
-	bool job_gone;          /* in a reconcile: the step's job is known not to run any
+	const char *ms_href;    /* its SELF link (pvm_engine_opts.ms_href; "" when unknown) */
+	const struct pvm_config *config; /* pvm_engine_opts.config: NULL in unit tests */
+	bool job_gone;                   /* in a reconcile: the step's job is known not to run any
 				       more (it vanished from the server, or it ended), so a
 				       transitional state will not move on by itself */
 };
@@ -138,18 +141,21 @@ void pvm_step_send_answered(struct pvm_step_ctx *ctx, const char *key);
 /* ---- the engine ---- */
 
 struct pvm_engine_opts {
-	int workers;                 /* powervm_workers */
-	bool paused;                 /* --paused: run no step until pvm_engine_resume() */
-	bool enable_test_ops;        /* powervm_enable_test_ops */
-	int64_t retry_base_ms;       /* first back-off (1000) */
-	int64_t retry_max_ms;        /* back-off cap (60000) */
-	int64_t poll_min_ms;         /* earliest job poll (500) */
-	int64_t poll_max_ms;         /* longest gap between job polls (30000) */
-	struct pvm_metrics *metrics; /* optional */
-	const char *ms_uuid;         /* the managed system operations act on */
-	const char *ms_href;         /* its SELF link, for partition creates */
-	int64_t inflight_window_ms;  /* how long a request without answer may still land
+	int workers;                     /* powervm_workers */
+	bool paused;                     /* --paused: run no step until pvm_engine_resume() */
+	bool enable_test_ops;            /* powervm_enable_test_ops */
+	int64_t retry_base_ms;           /* first back-off (1000) */
+	int64_t retry_max_ms;            /* back-off cap (60000) */
+	int64_t poll_min_ms;             /* earliest job poll (500) */
+	int64_t poll_max_ms;             /* longest gap between job polls (30000) */
+	struct pvm_metrics *metrics;     /* optional */
+	const char *ms_uuid;             /* the managed system operations act on */
+	const char *ms_href;             /* its SELF link, for partition creates */
+	int64_t inflight_window_ms;      /* how long a request without answer may still land
 					 (0: 120000; the daemon uses the request timeout) */
+	const struct pvm_config *config; /* the daemon's configuration, for the operations'
+					    storage and network settings; must outlive the
+					    engine (NULL: defaults, unit tests) */
 };
 
 int pvm_engine_create(const struct pvm_engine_opts *opts, struct pvm_queue *q,

@@ -53,6 +53,8 @@
 
 _Static_assert(sizeof(enum pvm_log_level) == sizeof(int), "enum keys are stored as int");
 _Static_assert(sizeof(enum pvm_log_target) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(enum pvm_disk_driver) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(enum pvm_scrub_mode) == sizeof(int), "enum keys are stored as int");
 
 static int check_endpoint(const char *v, char *why, size_t n);
 static int check_managed_system(const char *v, char *why, size_t n);
@@ -64,6 +66,8 @@ static int check_proc_units_factor(const char *v, char *why, size_t n);
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const log_targets[] = {"stderr", "syslog", NULL};
+static const char *const disk_drivers[] = {"localdisk", "ssp", NULL};
+static const char *const scrub_modes[] = {"off", "dry-run", "on", NULL};
 
 /* Enum keys store the index of the value: the order of values[] is the C enum's. */
 static const struct pvm_config_key keys[] = {
@@ -344,6 +348,84 @@ static const struct pvm_config_key keys[] = {
                 .example = "\"0.2\"",
                 .offset = FIELD(proc_units_factor),
                 .check = check_proc_units_factor,
+        },
+        /* storage and network */
+        {
+                .name = "powervm_disk_driver",
+                .type = PVM_CONFIG_ENUM,
+                .def = "localdisk",
+                .values = disk_drivers,
+                .meaning = "where boot disks and the image cache live: localdisk (a VIOS "
+                           "volume group) or ssp (a shared storage pool, linked clones)",
+                .example = "\"ssp\"",
+                .offset = FIELD(disk_driver),
+        },
+        {
+                .name = "powervm_volume_group_name",
+                .type = PVM_CONFIG_STRING,
+                .def = "rootvg",
+                .meaning = "localdisk: the VIOS volume group that holds boot disks",
+                .example = "\"datavg\"",
+                .offset = FIELD(volume_group_name),
+                .check = check_printable,
+        },
+        {
+                .name = "powervm_volume_group_vios_name",
+                .type = PVM_CONFIG_STRING,
+                .meaning = "localdisk: the VIOS whose volume group is used; unset: the "
+                           "first VIOS of the managed system that has the group",
+                .example = "\"vios1\"",
+                .offset = FIELD(volume_group_vios_name),
+                .check = check_printable,
+        },
+        {
+                .name = "powervm_cluster_name",
+                .type = PVM_CONFIG_STRING,
+                .meaning = "ssp: the shared storage pool (its name); unset: the only pool "
+                           "the managed system's VIOSes belong to",
+                .example = "\"ssp1\"",
+                .offset = FIELD(cluster_name),
+                .check = check_printable,
+        },
+        {
+                .name = "powervm_image_marker_timeout_s",
+                .type = PVM_CONFIG_INT,
+                .def = "1800",
+                .min = 5,
+                .max = 86400,
+                .meaning = "ssp: a marker logical unit of another host's image upload "
+                           "seen for this long is taken as left by a dead uploader and "
+                           "removed, in seconds",
+                .example = "600",
+                .offset = FIELD(image_marker_timeout_s),
+        },
+        {
+                .name = "powervm_use_rmc_mgmt_vif",
+                .type = PVM_CONFIG_BOOL,
+                .def = "true",
+                .meaning = "spawn gives each partition an RMC management network adapter "
+                           "(virtual switch MGMTSWITCH, VLAN 4094)",
+                .example = "false",
+                .offset = FIELD(use_rmc_mgmt_vif),
+        },
+        {
+                .name = "powervm_default_vswitch",
+                .type = PVM_CONFIG_STRING,
+                .def = "ETHERNET0(Default)",
+                .meaning = "virtual switch of a VIF whose network_info names none",
+                .example = "\"ETHERNET1\"",
+                .offset = FIELD(default_vswitch),
+                .check = check_printable,
+        },
+        {
+                .name = "powervm_scrub",
+                .type = PVM_CONFIG_ENUM,
+                .def = "dry-run",
+                .values = scrub_modes,
+                .meaning = "start-up scrub of orphaned VIOS mappings, disks, media and "
+                           "adapters: off, dry-run (log and count only) or on (remove them)",
+                .example = "\"on\"",
+                .offset = FIELD(scrub),
         },
         {
                 .name = "powervm_enable_test_ops",

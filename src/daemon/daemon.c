@@ -254,6 +254,7 @@ static int start_engine(struct daemon *d, bool paused)
 	        .ms_href = pvm_cache_ms_href(d->cache),
 	        /* A request the daemon gave up on after its timeout may still be processed. */
 	        .inflight_window_ms = cfg->request_timeout_s * 1000,
+	        .config = cfg,
 	};
 	int rc = pvm_engine_create(&eo, d->q, d->client, &d->engine);
 	if (rc == 0)
