@@ -115,6 +115,17 @@ struct pvm_req {
 	const char *request_id; /* nova's request id: X-Audit-Memento; NULL: the default */
 	const char *accept;     /* NULL: "application/atom+xml" */
 	int timeout_ms;         /* 0: the client's */
+	/* Optional streamed body (PUT only, instead of body): `size` bytes of the file `fd`
+	 * from `offset`, read with pread (the descriptor's position is not used, so a retry
+	 * sends the same bytes). The request's timeout then bounds only a stall: the upload
+	 * fails when less than 1 byte per second arrives for timeout_ms (or the client's). */
+	const struct pvm_body_file *file;
+};
+
+struct pvm_body_file {
+	int fd;
+	int64_t offset;
+	int64_t size;
 };
 
 struct pvm_resp {

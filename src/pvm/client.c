@@ -348,6 +348,35 @@ static void handle_put(struct pvm_client *c, CURL *h)
 
 /* ---------------------------------------------------------------- transfer --------- */
 
+/* A streamed request body (pvm_req.file). */
+struct upload {
+	const struct pvm_body_file *f;
+	int64_t sent;
+	bool failed;
+};
+
+static size_t on_read(char *p, size_t sz, size_t n, void *ud)
+{
+	struct upload *u = ud;
+	int64_t left = u->f->size - u->sent;
+	size_t want = sz * n;
+	if (left <= 0)
+		return 0;
+	if ((int64_t)want > left)
+		want = (size_t)left;
+	ssize_t r;
+	do
+		r = pread(u->f->fd, p, want, (off_t)(u->f->offset + u->sent));
+	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		/* a short file is an error, not a short body */
+		u->failed = true;
+		return CURL_READFUNC_ABORT;
+	}
+	u->sent += r;
+	return (size_t)r;
+}
+
 struct xfer {
 	struct pvm_buf body;
 	size_t max;
@@ -528,6 +557,7 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct xfer x = {.max = c->max_response, .resp = resp};
+	struct upload up = {.f = rq->file};
 	pvm_buf_init(&x.body);
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -554,6 +584,18 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 		break;
 	case PVM_PUT:
+		if (rq->file) {
+			long stall_s = (rq->timeout_ms > 0 ? rq->timeout_ms : c->timeout_ms) / 1000;
+			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, &up);
+			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->file->size);
+			curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+			curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+			curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
+			break;
+		}
+		/* fall through */
 	case PVM_POST:
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method_name(rq->method));
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -590,6 +632,9 @@ static int do_http(struct pvm_client *c, CURL *h, const struct pvm_req *rq, cons
 	if (x.too_big)
 		return perr(err, PVM_ETOOBIG, resp->status, "%s %s: response larger than %zu bytes",
 		            method_name(rq->method), rq->path, c->max_response);
+	if (up.failed)
+		return perr(err, PVM_EIO, 0, "%s %s: cannot read the body's file: %s",
+		            method_name(rq->method), rq->path, "short read");
 	if (cc != CURLE_OK)
 		return perr(err, curl_code(cc), 0, "%s %s: %s", method_name(rq->method), rq->path,
 		            *ebuf ? ebuf : curl_easy_strerror(cc));

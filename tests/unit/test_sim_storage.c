@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -455,6 +456,33 @@ static int upload(struct env *e, const char *uuid, const unsigned char *data, si
 	                 NULL, &r, err);
 	*status = r.status;
 	pvm_resp_fini(&r);
+	return rc;
+}
+
+/* The same from a file, streamed by the client (pvm_req.file), from a non-zero offset. */
+static int upload_file(struct env *e, const char *uuid, const unsigned char *data, size_t n,
+                       struct pvm_rest_error *err, long *status)
+{
+	char tmpl[] = "/tmp/pvm-upload-XXXXXX";
+	int fd = mkstemp(tmpl);
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	assert_int_equal(write(fd, "skip", 4), 4);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+	struct pvm_body_file bf = {.fd = fd, .offset = 4, .size = (int64_t)n};
+	char path[200];
+	snprintf(path, sizeof(path), "web/File/contents/%s", uuid);
+	struct pvm_req rq = {.method = PVM_PUT,
+	                     .path = path,
+	                     .content_type = "application/octet-stream",
+	                     .request_id = "test-storage",
+	                     .file = &bf};
+	struct pvm_resp r;
+	memset(err, 0, sizeof(*err));
+	int rc = pvm_client_request(e->c, &rq, &r, err);
+	*status = r.status;
+	pvm_resp_fini(&r);
+	close(fd);
 	return rc;
 }
 
@@ -1056,7 +1084,7 @@ static void test_storage_file_upload(void **state)
 	char fu[40];
 	assert_int_equal(create_file(&e, &fs, fu, &err), 0);
 	long st;
-	int rc = upload(&e, fu, data, n, &err, &st);
+	int rc = upload_file(&e, fu, data, n, &err, &st);
 	if (rc)
 		fprintf(stderr, "upload: %s\n", err.message);
 	assert_int_equal(rc, 0);
