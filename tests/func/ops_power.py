@@ -23,20 +23,7 @@ MS_NAME = "sim-8408-E8E-SN10678CV"
 
 class ModeStack(stacklib.Stack):
     def __init__(self, name, mode, **kw):
-        super().__init__(name, **kw)
-        self.mode = mode
-
-    def up(self):
-        out = self._stack("up", self.dir, "--job-ms", str(self.job_ms), "--workers",
-                          str(self.workers), "--mode", self.mode)
-        for line in out.splitlines():
-            if line.startswith("export "):
-                k, v = line[len("export "):].split("=", 1)
-                self.env[k] = v.strip("'")
-        self.sock = self.env["POWERVMD_SOCKET"]
-        self.sim_url = self.env["PVMSIM_URL"]
-        self.note_pids()
-        log("stack up (%s mode) in %s" % (self.mode, self.dir))
+        super().__init__(name, mode=mode, **kw)
 
 
 class Runner:

@@ -183,12 +183,19 @@ def _reap(pid):
 
 
 class Stack:
-    """One pvmsim + powervmd under a temporary directory. Use as a context manager."""
+    """One pvmsim + powervmd under a temporary directory. Use as a context manager.
 
-    def __init__(self, name, job_ms=300, workers=4):
+    daemons: how many powervmd to start, one per managed system in inventory order (None:
+    one per system, as `scripts/stack up` does by default); conf: extra powervmd.conf lines;
+    mode: "hmc" or "novalink". self.socks lists every daemon's socket."""
+
+    def __init__(self, name, job_ms=300, workers=4, daemons=1, conf=(), mode="hmc"):
         self.name = name
         self.job_ms = job_ms
         self.workers = workers
+        self.daemons = daemons
+        self.conf = list(conf)
+        self.mode = mode
         self.dir = tempfile.mkdtemp(prefix="pvmf-%s-" % name[:10], dir="/tmp")
         self.env = {}
         self.pids = set()  # every daemon pid seen, reaped at the end
@@ -220,13 +227,19 @@ class Stack:
 
     def up(self):
         t0 = time.monotonic()
-        out = self._stack("up", self.dir, "--job-ms", str(self.job_ms), "--workers",
-                          str(self.workers))
+        args = ["up", self.dir, "--job-ms", str(self.job_ms), "--workers",
+                str(self.workers), "--mode", self.mode]
+        if self.daemons:
+            args += ["--daemons", str(self.daemons)]
+        for line in self.conf:
+            args += ["--conf", line]
+        out = self._stack(*args)
         for line in out.splitlines():
             m = re.match(r"export (\w+)='(.*)'$", line)
             if m:
                 self.env[m.group(1)] = m.group(2)
         self.sock = self.env["POWERVMD_SOCKET"]
+        self.socks = self.env["POWERVMD_SOCKETS"].split()
         self.sim_url = self.env["PVMSIM_URL"]
         self.note_pids()
         log("stack up in %s (%.2f s): %s, pvmsim %s" % (self.dir, time.monotonic() - t0,
