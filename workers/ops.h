@@ -14,6 +14,7 @@ extern const struct pvm_op_type pvm_op_attach_interface;
 extern const struct pvm_op_type pvm_op_detach_interface;
 extern const struct pvm_op_type pvm_op_plug_vifs;
 extern const struct pvm_op_type pvm_op_unplug_vifs;
+extern const struct pvm_op_type pvm_op_test_vifs;
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);
