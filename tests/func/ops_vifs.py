@@ -195,6 +195,14 @@ def scenario(mode, rng):
             check(cna_audit(st, "created", mac)[0] < ev[0][0], "event before the create")
         check(A[M1]["slot"] != A[M2]["slot"], "slots %s" % A)
 
+        # ---- a MAC another partition's adapter has: refused by PowerVM, nothing left ----
+        other = Runner(st, stacklib.new_uuid(rng))
+        other.run("test_steps", {})
+        op = other.run("attach_interface", {"vif": v1}, "failed")
+        check("HSCL1B71" in op["error"] and M1 in op["error"], repr(op))
+        check(other.adapters() == {} and len(cna_audit(st, "created", M1)) == 1,
+              "MAC conflict left traces: %s" % other.adapters())
+
         # ---- the same request twice is one operation; attach again finds it ----
         body = R.body("attach_interface", {"vif": v1}, key="k-attach-twice-" + uuid)
         r1 = st.submit(body)
@@ -252,6 +260,7 @@ def scenario(mode, rng):
 
         # ---- a missing partition ----
         other = Runner(st, stacklib.new_uuid(rng))
+        check(other.lpar not in st.partitions(), "partition of a new instance")
         for typ, params in (("attach_interface", {"vif": v1}),
                             ("plug_vifs", {"network_info": [v1]})):
             op = other.run(typ, params, "failed")
@@ -355,10 +364,11 @@ def crash_create(st, R, rng):
     check(ev and ev[-1][0] > creates[0], "plug event %s after the create %s" % (ev, creates))
     text = st.powervmd_log()
     settled = [l for l in text.splitlines() if "instance=%s" % R.uuid in l and
-               ("may still land" in l or "intent without a recorded outcome" in l)]
+               ("may still land" in l or "intent without a recorded outcome" in l or
+                M in l)]
     check(settled, "the unanswered create was not reconciled in the log")
     log("crash during the create: one adapter %s, %d plug event(s); logged: %s" % (
-        M, len(ev), [l.split("] ", 1)[-1][:160] for l in settled[-2:]]))
+        M, len(ev), [l.split(" req=", 1)[-1][:150] for l in settled]))
     R.run("detach_interface", {"vif": vif(m, 400)})
 
 
