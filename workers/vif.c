@@ -699,21 +699,27 @@ void pvm_vif_ensure(struct pvm_step_ctx *ctx, struct pvm_step_result *res, const
 				pvm_log(PVM_LOG_WARNING, &ctx->log,
 				        "adapter %s: the create had an intent without a recorded "
 				        "outcome; the adapter exists, so it is settled as done and "
-				        "not "
-				        "sent again",
+				        "not sent again",
 				        w.mac);
 				json_object_del(ctx->data, key);
 				json_object_set_new(st, "created", json_true());
 			} else if (!json_object_get(st, "created")) {
 				json_object_set_new(st, "created", json_false());
 			}
-			if (c->pvid != w.vlan)
+			/* report the switch it is really on */
+			if (!sws && read_vswitches(ctx, res, &sws) != 0)
+				goto out;
+			const struct pvm_vswitch *on = NULL;
+			for (size_t k = 0; sws && k < sws->count && !on; k++)
+				if (cna_on_switch(c, &sws->items[k]))
+					on = &sws->items[k];
+			if (c->pvid != w.vlan || !on || strcasecmp(on->name, w.vswitch) != 0)
 				pvm_log(PVM_LOG_WARNING, &ctx->log,
-				        "adapter %s exists with VLAN %lld, not %lld as %s asks: "
-				        "left "
-				        "as it is",
-				        w.mac, (long long)c->pvid, (long long)w.vlan, w.field);
-			record_cna(st, c, NULL);
+				        "adapter %s exists with VLAN %lld on switch %s, not VLAN "
+				        "%lld on %s as %s asks: left as it is",
+				        w.mac, (long long)c->pvid, on ? on->name : "?",
+				        (long long)w.vlan, w.vswitch, w.field);
+			record_cna(st, c, on ? on->name : NULL);
 		} else {
 			if (!create_vif(ctx, res, &w, &sws, &made))
 				goto out;
@@ -723,8 +729,6 @@ void pvm_vif_ensure(struct pvm_step_ctx *ctx, struct pvm_step_result *res, const
 			json_object_set_new(st, "created", json_true());
 			record_cna(st, c, w.vswitch);
 		}
-		if (!json_object_get(st, "vswitch") && w.vswitch)
-			json_object_set_new(st, "vswitch", json_string(w.vswitch));
 		json_object_set_new(st, "type", json_string(w.type));
 		bool want_event = events == PVM_VIF_EVENTS_ALL ||
 		                  json_is_true(json_object_get(st, "created"));

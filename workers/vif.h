@@ -58,7 +58,10 @@ int pvm_vif_validate_one(const json_t *vif, const char *prefix, char *field, siz
  *
  * Each acts on the partition derived from ctx->op->instance_uuid and reads its VIFs from
  * ctx->op->params.network_info (validated at submission with pvm_vif_validate_list). None
- * sets res->result: the operation's own steps report. */
+ * sets res->result: the operation's own steps report. Each owns its step's checkpoint
+ * (ctx->data: keys "vifs", "removed", "unplugged", "partition_found", "adapter", "done",
+ * "skipped", "cna_<MAC>", "mgmt_cna"): give each its own step, do not share one step
+ * between two of them. */
 
 /* spawn's "vifs": one adapter per VIF, each followed by its plug event; the progress is
  * committed after each VIF, so a restart continues with the next one. An adapter already

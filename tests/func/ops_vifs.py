@@ -12,7 +12,9 @@ partition fails attach_interface and plug_vifs (instance_not_found) and is succe
 detach_interface and unplug_vifs. Faults: 5xx and VIOS busy on the adapter and event paths
 and 412 storms on adapter deletes, retried to success. Crashes: powervmd SIGKILLed while an
 adapter create is held by pvmsim, and while a plug event is: after the restart the operation
-succeeds with exactly one adapter of that MAC, its plug event sent after the create.
+succeeds with exactly one adapter of that MAC, its plug event sent after the create; and while
+the RMC management adapter's create is held (the server picks its MAC, so only the intent
+guard prevents a second one): exactly one adapter on MGMTSWITCH after the restart.
 """
 import json
 import os
@@ -210,7 +212,8 @@ def scenario(mode, rng):
         check(r1.status == 202 and r2.status == 200 and r2.json["id"] == r1.json["id"],
               "same request twice: %r %r" % (r1, r2))
         op = st.wait_terminal([r1.json["id"]], 60)[r1.json["id"]]
-        check(op["state"] == "succeeded" and op["result"]["created"] is False, repr(op))
+        check(op["state"] == "succeeded" and op["result"]["created"] is False and
+              op["result"]["adapter"]["vswitch"] == "ETHERNET0(Default)", repr(op))
         check(len(cna_audit(st, "created", M1)) == 1 and len(R.adapters()) == 2,
               "attach of an attached interface created one")
 
@@ -241,6 +244,13 @@ def scenario(mode, rng):
         op = R.run("plug_vifs", {"network_info": [v1, v2]})
         check(op["result"]["created"] == 0 and len(events(st, "plug")) == n_plug1 + n_plug2 + 1,
               "plug_vifs twice: %s" % op["result"])
+
+        # an adapter found on another VLAN than asked is left as it is (and logged)
+        op = R.run("plug_vifs", {"network_info": [vif(m1, 999)]})
+        res = op["result"]["adapters"][0]
+        check(op["result"]["created"] == 0 and res["vlan"] == 100 and
+              R.adapters()[M1]["pvid"] == 100, "VLAN mismatch: %s" % op["result"])
+        check("adapter %s exists with VLAN 100" % M1 in st.powervmd_log(), "mismatch not logged")
 
         # ---- unplug_vifs, twice ----
         n_unplug = len(events(st, "unplug"))
@@ -326,6 +336,10 @@ def scenario(mode, rng):
         # ---- SIGKILL while the plug event is held ----
         crash_event(st, R, rng)
 
+        # ---- SIGKILL while the management adapter's create is held (the server picks its
+        # MAC, so only the intent guards against a second one) ----
+        crash_mgmt(st, R)
+
         # ---- powervm_use_rmc_mgmt_vif = false: no management adapter ----
         with open(os.path.join(st.dir, "powervmd-1.conf"), "a") as fh:
             fh.write("powervm_use_rmc_mgmt_vif = false;\n")
@@ -398,6 +412,33 @@ def crash_event(st, R, rng):
     log("crash during the plug event: one adapter %s, %d plug event(s) (the held one lands "
         "too)" % (M, len(ev)))
     R.run("detach_interface", {"vif": vif(m, 500)})
+
+
+def crash_mgmt(st, R):
+    st.set_faults({"rules": [{"method": "PUT", "kind": "latency", "latency_ms": 1500,
+                              "path": "/rest/api/uom/LogicalPartition/%s/ClientNetworkAdapter"
+                              % R.lpar}]})
+    r = st.submit(R.body("test_vifs", {"network_info": [], "mgmt": True}))
+    check(r.status == 202, repr(r))
+    oid = r.json["id"]
+
+    def sent():
+        cp = (st.op(oid)["checkpoints"].get("mgmt_vif") or {}).get("mgmt_cna") or {}
+        return cp.get("sent_at")
+    wait_until(sent, 30, "the management adapter's intent", interval=0.005,
+               max_interval=0.01)
+    st.kill_powervmd()
+    st.start_powervmd()
+    op = st.wait_terminal([oid], 60, "test_vifs after the kill")[oid]
+    st.set_faults({"rules": []})
+    check(op["state"] == "succeeded", repr(op))
+    mg = [a for a in R.adapters().values() if a["switch"] == "MGMTSWITCH"]
+    check(len(mg) == 1 and mg[0]["mac"] == op["result"]["mgmt_adapter"]["mac"] and
+          mg[0]["pvid"] == 4094, "management adapters after the kill: %s" % mg)
+    log("crash during the management adapter's create: one adapter %s" % mg[0]["mac"])
+    # its undo removes it
+    R.run("test_vifs", {"network_info": [], "mgmt": True, "fail": True}, "failed")
+    check(R.adapters() == {}, "management adapter left: %s" % R.adapters())
 
 
 def main():
