@@ -10,6 +10,11 @@ extern const struct pvm_op_type pvm_op_power_off;
 extern const struct pvm_op_type pvm_op_power_on;
 extern const struct pvm_op_type pvm_op_reboot;
 extern const struct pvm_op_type pvm_op_resume_state_on_host_boot;
+extern const struct pvm_op_type pvm_op_attach_interface;
+extern const struct pvm_op_type pvm_op_detach_interface;
+extern const struct pvm_op_type pvm_op_plug_vifs;
+extern const struct pvm_op_type pvm_op_unplug_vifs;
+extern const struct pvm_op_type pvm_op_test_vifs;
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);
