@@ -710,10 +710,14 @@ static void scrub_vios(struct pass *p, const struct pvm_vios *v,
 		case PVM_SCRUB_DEFER:
 			p->found[x->kind]++;
 			p->deferred++;
-			pvm_info("scrub: %s %s: %s; %s until nova's list is known (POST "
-			         "/v1/reconcile)",
-			         p->remove ? "found" : "would remove", what, x->why,
-			         p->remove ? "kept" : "once confirmed");
+			if (p->remove)
+				pvm_info("scrub: found %s: %s; kept until nova's list is known "
+				         "(POST "
+				         "/v1/reconcile)",
+				         what, x->why);
+			else
+				pvm_info("scrub: would remove %s once nova's list confirms it: %s",
+				         what, x->why);
 			set_action(fj[i], "kept until nova's list is known");
 			break;
 		case PVM_SCRUB_IN_FLIGHT:
