@@ -345,6 +345,8 @@ struct pvm_scrubber {
 	struct pvm_client *client;
 	struct pvm_queue *queue;
 	struct pvm_metrics *metrics;
+	bool (*hold)(void *arg);
+	void *hold_arg;
 	char ms_uuid[64];
 	atomic_bool stop;
 	pthread_mutex_t pass_mu; /* one pass at a time */
@@ -382,6 +384,8 @@ int pvm_scrubber_create(const struct pvm_scrubber_opts *o, struct pvm_scrubber *
 	s->client = o->client;
 	s->queue = o->queue;
 	s->metrics = o->metrics;
+	s->hold = o->hold;
+	s->hold_arg = o->hold_arg;
 	pvm_strlcpy(s->ms_uuid, o->ms_uuid, sizeof(s->ms_uuid));
 	pthread_mutex_init(&s->pass_mu, NULL);
 	pthread_mutex_init(&s->mu, NULL);
@@ -921,6 +925,12 @@ int pvm_scrubber_run(struct pvm_scrubber *s, const char *trigger)
 		return 0;
 	pthread_mutex_lock(&s->pass_mu);
 	struct pass p = {.s = s, .trigger = trigger, .remove = s->mode == PVM_SCRUB_ON};
+	bool held = p.remove && s->hold && s->hold(s->hold_arg);
+	if (held) {
+		p.remove = false;
+		pvm_info("scrub: powervmd is paused: this pass only reports (as dry-run); resume, "
+		         "then a later pass removes");
+	}
 	p.findings = json_array();
 	p.errs = json_array();
 	p.start_ms = pvm_now_ms();
@@ -979,6 +989,8 @@ int pvm_scrubber_run(struct pvm_scrubber *s, const char *trigger)
 	        "removed", counts_json(p.removed), "in_flight", counts_json(p.in_flight),
 	        "deferred", (json_int_t)p.deferred, "errors", (json_int_t)p.errors,
 	        "error_messages", p.errs, "findings", p.findings);
+	if (rep)
+		json_object_set_new(rep, "held", json_boolean(held));
 	if (rep && p.nova_known)
 		json_object_set_new(rep, "nova_list_received",
 		                    json_string(pvm_fmt_time(nova_ms, novat, sizeof(novat))));

@@ -105,6 +105,10 @@ struct pvm_scrubber_opts {
 	struct pvm_queue *queue;     /* required: the journal, for operations in flight */
 	struct pvm_metrics *metrics; /* optional: the powervmd_scrub_* series */
 	const char *ms_uuid;         /* required: this managed system */
+	/* Optional: while it returns true (powervmd is paused), passes of mode on only report,
+	 * as dry-run does, so that nothing changes before the operator resumes. */
+	bool (*hold)(void *arg);
+	void *hold_arg;
 };
 
 /* Declares the metrics (zero series per kind). Returns 0, PVM_EINVAL, PVM_ENOMEM. */

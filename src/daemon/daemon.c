@@ -52,6 +52,7 @@ struct daemon {
 	struct pvm_eventlog *events;
 	struct pvm_api *api;
 	struct pvm_scrubber *scrubber;
+	bool start_paused; /* --paused */
 	atomic_bool ready;
 };
 
@@ -95,6 +96,13 @@ static json_t *api_scrub(void *arg)
 {
 	struct daemon *d = arg;
 	return pvm_scrubber_report(d->scrubber);
+}
+
+/* The scrub removes nothing while powervmd is paused (--paused, POST /v1/pause). */
+static bool scrub_hold(void *arg)
+{
+	struct daemon *d = arg;
+	return d->engine ? pvm_engine_paused(d->engine) : d->start_paused;
 }
 
 static void api_reconciled(void *arg, const json_t *view)
@@ -264,6 +272,8 @@ static int start_scrub(struct daemon *d)
 	        .queue = d->q,
 	        .metrics = d->metrics,
 	        .ms_uuid = pvm_cache_ms_uuid(d->cache),
+	        .hold = scrub_hold,
+	        .hold_arg = d,
 	};
 	int rc = pvm_scrubber_create(&so, &d->scrubber);
 	if (rc) {
@@ -479,7 +489,7 @@ int pvm_daemon_run(const struct pvm_config *cfg, const struct pvm_daemon_opts *o
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct daemon d = {.cfg = cfg};
+	struct daemon d = {.cfg = cfg, .start_paused = opts->paused};
 	int rc = pvm_client_global_init();
 	if (rc == 0)
 		rc = pvm_metrics_create(&d.metrics);

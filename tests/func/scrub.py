@@ -16,6 +16,7 @@ instance whose operation waits at its gate. NovaLink mode: one smaller case.
 import http.client
 import os
 import re
+import signal
 import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -51,15 +52,15 @@ class ScrubStack(stacklib.Stack):
         log("stack up (%s mode, scrub off) in %s" % (self.mode, self.dir))
 
     # ---- powervmd ----
-    def restart_with_scrub(self, mode):
+    def restart_with_scrub(self, mode, paused=False):
         conf = self.env["POWERVMD_CONFIG"]
         with open(conf) as fh:
             lines = [l for l in fh if not l.startswith("powervm_scrub")]
         lines.append('powervm_scrub = "%s";\n' % mode)
         with open(conf, "w") as fh:
             fh.writelines(lines)
-        self._stack("restart-powervmd", self.dir)
-        self.note_pids()
+        self.kill_powervmd(signal.SIGTERM)
+        self.start_powervmd(paused=paused)
         rep = self.scrub_report()
         check(rep["mode"] == mode and rep["passes"] == 1 and
               rep["last"]["trigger"] == "start-up", "after the restart: %s" % rep)
@@ -414,10 +415,17 @@ def scenario_novalink(rng):
                            (lpar_uuid(D), None, None, None)])
         st.lpar_delete(lpar_uuid(D))
         before = st.storage()
-        rep = st.restart_with_scrub("on")
-        check_counts(rep, "removed", {"mapping": 2, "vdisk": 0, "media": 0}, "novalink start-up")
+        # paused: the start-up pass of mode on only reports
+        rep = st.restart_with_scrub("on", paused=True)
+        check(rep["held"] is True, "not held while paused: %s" % rep)
+        check_counts(rep, "found", {"mapping": 2, "vdisk": 1, "media": 1}, "novalink paused")
+        check_counts(rep, "removed", {"mapping": 0, "vdisk": 0, "media": 0}, "novalink paused")
+        check(st.storage() == before, "a paused powervmd's scrub changed pvmsim")
+        check_log(st, r"scrub: powervmd is paused: this pass only reports", "the hold")
+        check(st.api("POST", "/v1/resume").status == 200, "resume")
         rep, _ = st.reconcile([{"uuid": L, "vm_state": "active", "task_state": None}])
-        check_counts(rep, "removed", {"mapping": 0, "vdisk": 1, "media": 1}, "novalink nova")
+        check(rep["held"] is False, repr(rep))
+        check_counts(rep, "removed", {"mapping": 2, "vdisk": 1, "media": 1}, "novalink nova")
         gone = before - st.storage()
         check({x[3] for x in gone if x[0] != "mapping"} == {bd, co} and
               len([x for x in gone if x[0] == "mapping"]) == 2 and
