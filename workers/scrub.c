@@ -1,10 +1,12 @@
 /* scrub.c: the start-up scrub (scrub.h; docs/operations.md, Scrub).
  *
  * DESIGN: a pass reads, then decides, then acts, and reads again right before each change.
- *   1. Read: the operations in flight in the journal (A0), this managed system's partitions,
- *      its VIOSes with their mappings (?group=ViosSCSIMapping,ViosStorage) and each VIOS's
- *      volume groups. Any read that fails ends the pass with nothing changed: a decision
- *      made from a partial view could remove a live instance's storage.
+ *   1. Read: the operations in flight in the journal (A0), this managed system's VIOSes
+ *      with their mappings (?group=ViosSCSIMapping) and each VIOS's volume groups, THEN the
+ *      partitions and the journal again: a partition that existed when an object was read
+ *      still exists then, unless an operation (in flight, so protected) deleted it. Any
+ *      read that fails ends the pass with nothing changed: a decision made from a partial
+ *      view could remove a live instance's storage.
  *   2. Decide (pure, unit-tested): pvm_scrub_plan_vios() per VIOS.
  *   3. Act (mode on): per VIOS, ONE update of the VIOS removing every orphan mapping, then
  *      ONE update per volume group removing its orphan disks and media (they must be
@@ -13,7 +15,9 @@
  *      and judges the entry it is given again, so that a 412 re-read, a partition created
  *      meanwhile or an operation submitted meanwhile is taken into account.
  * Operations that were in flight when the pass started stay protected for the whole pass
- * (they may finish meanwhile, leaving a partition created after our read).
+ * (they may finish meanwhile, leaving a partition created after our read). What is left:
+ * an operation submitted after the pass started that creates an object AND finishes
+ * between two of our reads; at start-up none runs (the pass comes before the workers).
  *
  * LOCKS: s->mu guards the nova list, the pending flag, the report and the counters of
  * passes; s->pass_mu serializes passes. Neither is held across a PowerVM request except
@@ -868,8 +872,7 @@ static void pass_body(struct pass *p, size_t *nvios)
 	}
 	char path[256];
 	snprintf(path, sizeof(path), "uom/ManagedSystem/%s/VirtualIOServer", s->ms_uuid);
-	rc = pvm_client_get(s->client, path, "group=ViosSCSIMapping,ViosStorage", NULL, &resp,
-	                    &err);
+	rc = pvm_client_get(s->client, path, "group=ViosSCSIMapping", NULL, &resp, &err);
 	if (rc == 0)
 		rc = pvm_parse_vios(resp.body, resp.len, NULL, &vl, &err);
 	pvm_resp_fini(&resp);
