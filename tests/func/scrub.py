@@ -423,6 +423,16 @@ def scenario_novalink(rng):
         check(st.storage() == before, "a paused powervmd's scrub changed pvmsim")
         check_log(st, r"scrub: powervmd is paused: this pass only reports", "the hold")
         check(st.api("POST", "/v1/resume").status == 200, "resume")
+        # a read that fails ends the pass with nothing changed, counted, never fatal
+        st.set_faults({"rules": [{"method": "GET", "kind": "http_500",
+                                  "path": "/rest/api/uom/VirtualIOServer/*/VolumeGroup"}]})
+        rep, _ = st.reconcile([{"uuid": L, "vm_state": "active", "task_state": None}])
+        st.set_faults({"rules": []})
+        check(rep["errors"] == 1 and "volume groups" in rep["error_messages"][0] and
+              sum(rep["removed"].values()) == 0, "failed read: %s" % rep)
+        check(st.storage() == before and st.healthy(), "after a failed scrub read")
+        check(st.metrics().get(("powervmd_scrub_errors_total", "")) == 1, "errors metric")
+        check_log(st, r"error scrub: reading the volume groups of vios1", "the failed read")
         rep, _ = st.reconcile([{"uuid": L, "vm_state": "active", "task_state": None}])
         check(rep["held"] is False, repr(rep))
         check_counts(rep, "removed", {"mapping": 2, "vdisk": 1, "media": 1}, "novalink nova")
