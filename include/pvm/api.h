@@ -55,6 +55,12 @@ struct pvm_api_opts {
 	/* GET /v1/instances (uuid NULL: {"instances":[...]}) and /v1/instances/{uuid} (lower
 	 * case): a new reference, or NULL for an unknown uuid (404). NULL callback: 503. */
 	json_t *(*instances)(void *arg, const char *uuid);
+	/* GET /v1/scrub: the start-up scrub's state and last report (a new reference).
+	 * NULL callback or NULL answer: 503. */
+	json_t *(*scrub)(void *arg);
+	/* Called after POST /v1/reconcile succeeded, with nova's view as posted (validated:
+	 * {"instances":[{"uuid","vm_state","task_state"}]}); optional. */
+	void (*reconciled)(void *arg, const json_t *view);
 };
 
 /* Creates the socket (an existing socket file is replaced; any other file at the path is

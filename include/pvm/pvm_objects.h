@@ -372,6 +372,18 @@ char *pvm_build_vios_add_scsi(const char *entry, size_t len, const struct pvm_sc
 char *pvm_build_vios_remove_scsi(const char *entry, size_t len, const char *lpar_href,
                                  const char *storage_name, struct pvm_rest_error *err);
 
+/* Batch removals (build_batch.c), for the start-up scrub. */
+/* VIOS (group ViosSCSIMapping) without the mappings at positions idx[0..n) of its
+ * VirtualSCSIMappings (document order, the order pvm_parse_vios() gives). PVM_EINVAL in err
+ * when a position does not exist. */
+char *pvm_build_vios_remove_scsi_at(const char *entry, size_t len, const size_t *idx, size_t n,
+                                    struct pvm_rest_error *err);
+/* VolumeGroup without the virtual disks named in vdisks and the optical media named in
+ * media (names absent from the group are skipped); *removed counts what was taken out. */
+char *pvm_build_vg_remove_objects(const char *entry, size_t len, const char *const *vdisks,
+                                  size_t nv, const char *const *media, size_t nm, size_t *removed,
+                                  struct pvm_rest_error *err);
+
 struct pvm_file_spec {
 	const char *name;
 	const char *media_type;  /* NULL: application/octet-stream */

@@ -34,6 +34,7 @@ enum route {
 	R_EVENTS,    /* GET */
 	R_METRICS,   /* GET */
 	R_HEALTHZ,   /* GET */
+	R_SCRUB,     /* GET */
 	R_COUNT
 };
 

@@ -48,6 +48,7 @@ static const struct {
         [R_EVENTS] = {"/v1/events", "GET, HEAD"},
         [R_METRICS] = {"/metrics", "GET, HEAD"},
         [R_HEALTHZ] = {"/healthz", "GET, HEAD"},
+        [R_SCRUB] = {"/v1/scrub", "GET, HEAD"},
 };
 
 const char *api_route_endpoint(enum route rt)
@@ -89,6 +90,7 @@ enum route api_route(struct request *r, const char *url)
 	        {"/v1/resume", R_RESUME},       {"/v1/host", R_HOST},
 	        {"/v1/instances", R_INSTANCES}, {"/v1/events", R_EVENTS},
 	        {"/metrics", R_METRICS},        {"/healthz", R_HEALTHZ},
+	        {"/v1/scrub", R_SCRUB},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(url, fixed[i].path) == 0)
@@ -784,8 +786,11 @@ static enum MHD_Result reconcile(struct request *r)
 		ret = bad(r, "instances", "the engine refused the view: %s", pvm_strerror(rc));
 	else if (rc)
 		ret = queue_error(r, rc, 0, "reconciling");
-	else
+	else {
+		if (r->api->o.reconciled)
+			r->api->o.reconciled(r->api->o.arg, body);
 		ret = api_reply_json(r, MHD_HTTP_OK, report ? report : json_object(), false);
+	}
 out:
 	json_decref(body);
 	return ret;
@@ -863,6 +868,14 @@ static enum MHD_Result host(struct request *r)
 	json_t *j = r->api->o.host ? r->api->o.host(r->api->o.arg) : NULL;
 	if (!j)
 		return not_ready(r, "host information");
+	return api_reply_json(r, MHD_HTTP_OK, j, false);
+}
+
+static enum MHD_Result scrub(struct request *r)
+{
+	json_t *j = r->api->o.scrub ? r->api->o.scrub(r->api->o.arg) : NULL;
+	if (!j)
+		return not_ready(r, "the scrub report");
 	return api_reply_json(r, MHD_HTTP_OK, j, false);
 }
 
@@ -956,6 +969,8 @@ enum MHD_Result api_dispatch(struct request *r)
 		return metrics(r);
 	case R_HEALTHZ:
 		return healthz(r);
+	case R_SCRUB:
+		return scrub(r);
 	default:
 		return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, NULL,
 		                       "no such endpoint");

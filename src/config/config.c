@@ -422,8 +422,8 @@ static const struct pvm_config_key keys[] = {
                 .type = PVM_CONFIG_ENUM,
                 .def = "dry-run",
                 .values = scrub_modes,
-                .meaning = "start-up scrub of orphaned VIOS mappings, disks, media and "
-                           "adapters: off, dry-run (log and count only) or on (remove them)",
+                .meaning = "start-up scrub of orphaned VIOS mappings, disks and media: "
+                           "off, dry-run (log and count only) or on (remove them)",
                 .example = "\"on\"",
                 .offset = FIELD(scrub),
         },

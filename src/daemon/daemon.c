@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "ops.h"
+#include "scrub.h"
 #include "pvm/api.h"
 #include "pvm/client.h"
 #include "pvm/engine.h"
@@ -50,6 +51,8 @@ struct daemon {
 	struct pvm_metrics *metrics;
 	struct pvm_eventlog *events;
 	struct pvm_api *api;
+	struct pvm_scrubber *scrubber;
+	bool start_paused; /* --paused */
 	atomic_bool ready;
 };
 
@@ -87,6 +90,25 @@ static json_t *api_instances(void *arg, const char *uuid)
 {
 	struct daemon *d = arg;
 	return d->cache ? pvm_cache_instances(d->cache, uuid) : NULL;
+}
+
+static json_t *api_scrub(void *arg)
+{
+	struct daemon *d = arg;
+	return pvm_scrubber_report(d->scrubber);
+}
+
+/* The scrub removes nothing while powervmd is paused (--paused, POST /v1/pause). */
+static bool scrub_hold(void *arg)
+{
+	struct daemon *d = arg;
+	return d->engine ? pvm_engine_paused(d->engine) : d->start_paused;
+}
+
+static void api_reconciled(void *arg, const json_t *view)
+{
+	struct daemon *d = arg;
+	pvm_scrubber_nova_list(d->scrubber, view);
 }
 
 static int count_threads(void)
@@ -238,6 +260,38 @@ static int connect_powervm(struct daemon *d)
 	return rc;
 }
 
+/* The start-up scrub (workers/scrub.h): one pass now, before the workers take any step
+ * and before the API accepts submissions, then one after each nova list (POST
+ * /v1/reconcile) on its own thread. Its errors are logged and counted, never fatal. */
+static int start_scrub(struct daemon *d)
+{
+	const struct pvm_config *cfg = d->cfg;
+	struct pvm_scrubber_opts so = {
+	        .mode = cfg->scrub,
+	        .client = d->client,
+	        .queue = d->q,
+	        .metrics = d->metrics,
+	        .ms_uuid = pvm_cache_ms_uuid(d->cache),
+	        .hold = scrub_hold,
+	        .hold_arg = d,
+	};
+	int rc = pvm_scrubber_create(&so, &d->scrubber);
+	if (rc) {
+		pvm_error("scrub: %s; continuing without it", pvm_strerror(rc));
+		return 0;
+	}
+	if (cfg->scrub == PVM_SCRUB_OFF) {
+		pvm_info("scrub: off (powervm_scrub)");
+		return 0;
+	}
+	pvm_scrubber_run(d->scrubber, "start-up");
+	rc = pvm_scrubber_start(d->scrubber);
+	if (rc)
+		pvm_error("scrub: cannot start its thread: %s; later passes will not run",
+		          pvm_strerror(rc));
+	return 0;
+}
+
 static int start_engine(struct daemon *d, bool paused)
 {
 	const struct pvm_config *cfg = d->cfg;
@@ -302,6 +356,8 @@ static int start_api(struct daemon *d)
 	        .ready = api_ready,
 	        .host = api_host,
 	        .instances = api_instances,
+	        .scrub = api_scrub,
+	        .reconciled = api_reconciled,
 	};
 	int rc = pvm_api_start(&ao, &d->api);
 	if (rc)
@@ -374,6 +430,7 @@ static void reload(struct daemon *d)
 	        {"powervm_enable_test_ops", next->enable_test_ops != cur->enable_test_ops},
 	        {"powervm_tls_verify", next->tls_verify != cur->tls_verify},
 	        {"powervm_shutdown_grace_s", next->shutdown_grace_s != cur->shutdown_grace_s},
+	        {"powervm_scrub", next->scrub != cur->scrub},
 	};
 	for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++)
 		if (restart_keys[i].changed &&
@@ -395,6 +452,8 @@ static void shutdown_all(struct daemon *d, bool clean)
 	if (d->engine)
 		pvm_engine_stop(d->engine, d->cfg->shutdown_grace_s * 1000);
 	pvm_api_stop(d->api);
+	pvm_scrubber_destroy(d->scrubber);
+	d->scrubber = NULL;
 	pvm_event_listener_stop(d->listener);
 	struct pvm_engine_stats es = {0};
 	if (d->engine)
@@ -430,7 +489,7 @@ int pvm_daemon_run(const struct pvm_config *cfg, const struct pvm_daemon_opts *o
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct daemon d = {.cfg = cfg};
+	struct daemon d = {.cfg = cfg, .start_paused = opts->paused};
 	int rc = pvm_client_global_init();
 	if (rc == 0)
 		rc = pvm_metrics_create(&d.metrics);
@@ -443,7 +502,8 @@ int pvm_daemon_run(const struct pvm_config *cfg, const struct pvm_daemon_opts *o
 	describe_metrics(d.metrics);
 	pvm_metrics_add_collector(d.metrics, collect, &d);
 	if ((rc = open_journal(&d)) || (rc = connect_powervm(&d)) || (rc = start_listener(&d)) ||
-	    (rc = start_engine(&d, opts->paused)) || (rc = start_api(&d))) {
+	    (rc = start_scrub(&d)) || (rc = start_engine(&d, opts->paused)) ||
+	    (rc = start_api(&d))) {
 		shutdown_all(&d, false);
 		pvm_client_global_cleanup();
 		return rc;

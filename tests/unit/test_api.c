@@ -59,6 +59,8 @@ struct fixture {
 	struct pvm_api *api;
 	atomic_bool ready;
 	atomic_bool have_host;
+	atomic_int reconciled;  /* calls of the reconciled callback */
+	atomic_int nova_listed; /* instances in the last view it got */
 };
 
 /* ---- callbacks ---- */
@@ -86,6 +88,19 @@ static json_t *cb_instances(void *arg, const char *uuid)
 	if (strcmp(uuid, UUID1) == 0)
 		return json_pack("{s:s, s:s}", "uuid", UUID1, "state", "running");
 	return NULL;
+}
+
+static json_t *cb_scrub(void *arg)
+{
+	struct fixture *f = arg;
+	return json_pack("{s:s, s:i}", "mode", "dry-run", "seen", atomic_load(&f->reconciled));
+}
+
+static void cb_reconciled(void *arg, const json_t *view)
+{
+	struct fixture *f = arg;
+	atomic_store(&f->nova_listed, (int)json_array_size(json_object_get(view, "instances")));
+	atomic_fetch_add(&f->reconciled, 1);
 }
 
 static int setup(void **state)
@@ -122,7 +137,9 @@ static int setup(void **state)
 	                          .arg = f,
 	                          .ready = cb_ready,
 	                          .host = cb_host,
-	                          .instances = cb_instances};
+	                          .instances = cb_instances,
+	                          .scrub = cb_scrub,
+	                          .reconciled = cb_reconciled};
 	assert_int_equal(pvm_api_start(&ao, &f->api), 0);
 	*state = f;
 	return 0;
@@ -877,6 +894,20 @@ static void test_api_engine_endpoints(void **state)
 	assert_int_equal(json_integer_value(json_array_get(cancelled, 0)), b);
 	assert_int_equal(json_integer_value(json_array_get(kept, 0)), a);
 	resp_fini(&r);
+	/* the scrub gets nova's list once the reconcile succeeded */
+	assert_int_equal(atomic_load(&f->reconciled), 1);
+	assert_int_equal(atomic_load(&f->nova_listed), 1);
+	GET(f, "/v1/scrub", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(json_string_value(json_object_get(r.json, "mode")), "dry-run");
+	assert_int_equal(json_integer_value(json_object_get(r.json, "seen")), 1);
+	resp_fini(&r);
+	GET(f, "/v1/scrub?x=1", &r);
+	assert_error(&r, 400, "invalid", "x");
+	resp_fini(&r);
+	http(f, "POST", "/v1/scrub", NULL, NULL, &r);
+	assert_int_equal(r.status, 405);
+	resp_fini(&r);
 	static const struct {
 		const char *body, *field;
 	} bad[] = {
@@ -895,6 +926,7 @@ static void test_api_engine_endpoints(void **state)
 		assert_error(&r, 400, "invalid", bad[i].field);
 		resp_fini(&r);
 	}
+	assert_int_equal(atomic_load(&f->reconciled), 1); /* refused views are not passed on */
 
 	/* host and instances come from the callbacks */
 	GET(f, "/v1/host", &r);
