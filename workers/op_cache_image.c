@@ -862,8 +862,7 @@ static void uncache_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		if (rc) {
 			view_free(&v);
 			if (err.http_status == 409) {
-				pvm_strlcpy(res->error_code, err.reason[0] ? err.reason : "in_use",
-				            sizeof(res->error_code));
+				pvm_strlcpy(res->error_code, "in_use", sizeof(res->error_code));
 				pvm_step_fail(res, rc, "image LU %s is in use: %s", lu->name,
 				              err.message[0] ? err.message : pvm_strerror(rc));
 			} else {
