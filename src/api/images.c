@@ -861,7 +861,23 @@ static enum MHD_Result cdrive(struct request *r)
 	                      false);
 }
 
+static enum MHD_Result dispatch(struct request *r);
+
 enum MHD_Result api_images_dispatch(struct request *r)
+{
+	enum MHD_Result ret = dispatch(r);
+	/* The upload's slot is free as soon as it is answered (not at the connection's
+	 * completion, which may come after the client's next request), or once its
+	 * operation is recorded and it only waits. */
+	struct upload *up = r->up;
+	if (up && up->busy_key[0] && (r->answered || up->phase == PH_WAITING)) {
+		busy_release(r->api, up->busy_key);
+		up->busy_key[0] = 0;
+	}
+	return ret;
+}
+
+static enum MHD_Result dispatch(struct request *r)
 {
 	struct pvm_api *api = r->api;
 	struct upload *up = r->up;
