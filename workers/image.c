@@ -123,6 +123,7 @@ int pvm_image_meta_read(const char *state_dir, const char *image_id, struct pvm_
 	m->operation = (uint64_t)json_integer_value(json_object_get(j, "operation"));
 	copy_str(j, "location", m->location, sizeof(m->location));
 	copy_str(j, "udid", m->udid, sizeof(m->udid));
+	copy_str(j, "idempotency_key", m->key, sizeof(m->key));
 	m->time_ms = json_integer_value(json_object_get(j, "time_ms"));
 	json_decref(j);
 	return 0;
@@ -141,6 +142,8 @@ json_t *pvm_image_meta_json(const struct pvm_image_meta *m)
 		json_object_set_new(j, "operation", json_integer((json_int_t)m->operation));
 	if (m->udid[0])
 		json_object_set_new(j, "udid", json_string(m->udid));
+	if (m->key[0])
+		json_object_set_new(j, "idempotency_key", json_string(m->key));
 	char t[40];
 	json_object_set_new(j, "time", json_string(pvm_fmt_time(m->time_ms, t, sizeof(t))));
 	json_object_set_new(j, "time_ms", json_integer(m->time_ms));

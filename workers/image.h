@@ -64,7 +64,8 @@ struct pvm_image_meta {
 	uint64_t operation;               /* ssp: the cache_image operation (0: none yet) */
 	char location[256];               /* the file, or "ssp:<pool>/image_<id>" */
 	char udid[128];                   /* ssp: the image LU's UDID once ready */
-	int64_t time_ms;                  /* when it was written */
+	char key[160];   /* ssp: the operation's idempotency key (known before its id is) */
+	int64_t time_ms; /* when it was written */
 };
 
 /* <state_dir>/images/<id>.json. Returns 0, PVM_EINVAL, -ENAMETOOLONG. */

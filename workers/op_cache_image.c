@@ -435,6 +435,10 @@ static int delete_file(struct pvm_step_ctx *ctx, const char *file_uuid, struct p
 static void create_image_lu(struct pvm_step_ctx *ctx, const struct pvm_ssp_ref *ref,
                             struct pvm_step_result *res)
 {
+	/* The guard first: a create sent before a crash may still land, and must have
+	 * landed (or never will) before we decide what in the pool is ours to delete. */
+	if (!pvm_step_send_guard(ctx, "create_lu", res))
+		return;
 	struct pvm_rest_error err = {0};
 	struct lus_view v;
 	int rc = view_lus(ctx, ref, &v, &err);
@@ -461,8 +465,6 @@ static void create_image_lu(struct pvm_step_ctx *ctx, const struct pvm_ssp_ref *
 		}
 	}
 	view_free(&v);
-	if (!pvm_step_send_guard(ctx, "create_lu", res))
-		return;
 	char name[PVM_NAME_MAX];
 	pvm_name_image_lu(image_id(ctx), name);
 	int64_t size = json_integer_value(json_object_get(ctx->op->params, "size"));

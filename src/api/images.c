@@ -69,6 +69,7 @@ struct upload {
 	enum up_phase phase;
 	uint64_t op_id;
 	char sha256[65];
+	bool had_meta; /* DELETE: this daemon had the image's metadata */
 };
 
 static _Atomic unsigned spool_seq;
@@ -501,7 +502,12 @@ static enum MHD_Result answer_op(struct request *r)
 	json_t *opid = json_pack("{s:I}", "operation", (json_int_t)op->id);
 	if (op->state == PVM_OP_SUCCEEDED) {
 		json_decref(opid);
-		if (up->del) {
+		json_t *dl = json_object_get(op->result, "deleted_lus");
+		if (up->del && !up->had_meta && json_integer_value(dl) == 0) {
+			ret = api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, NULL,
+			                      "image %s is not cached (no metadata, no image LU)",
+			                      r->image_id);
+		} else if (up->del) {
 			json_t *j = json_pack("{s:s, s:b, s:I}", "id", r->image_id, "deleted", 1,
 			                      "operation", (json_int_t)op->id);
 			json_object_update(j, op->result);
@@ -611,6 +617,9 @@ static void fill_meta(struct request *r, struct pvm_image_meta *m)
 		pvm_strlcpy(m->location, up->final, sizeof(m->location));
 	}
 	m->time_ms = pvm_now_ms();
+	if (r->api->o.disk_ssp)
+		snprintf(m->key, sizeof(m->key), "cache_image:%s:%s:%lld", m->image_id, m->sha256,
+		         (long long)m->time_ms);
 }
 
 static enum MHD_Result put_image_end(struct request *r)
@@ -643,6 +652,12 @@ static enum MHD_Result put_image_end(struct request *r)
 	}
 	struct pvm_image_meta m;
 	int rc = pvm_image_meta_read(api->o.state_dir, r->image_id, &m);
+	if (rc == 0 && !m.operation && m.key[0]) {
+		/* journaled, but its id not recorded (a crash in between): find it by key */
+		uint64_t id = 0;
+		if (pvm_queue_find_key(api->o.queue, m.key, &id) == 0)
+			m.operation = id;
+	}
 	if (rc == 0) {
 		bool same = strcmp(m.sha256, up->sha256) == 0;
 		enum pvm_op_state st = PVM_OP_FAILED;
@@ -702,10 +717,7 @@ static enum MHD_Result put_image_end(struct request *r)
 		json_object_set_new(params, "os_hash_algo", json_string(m.algo));
 		json_object_set_new(params, "os_hash_value", json_string(m.value));
 	}
-	char key[PVM_IDEM_KEY_MAX];
-	snprintf(key, sizeof(key), "cache_image:%s:%s:%lld", r->image_id, m.sha256,
-	         (long long)m.time_ms);
-	return submit_internal(r, "cache_image", params, key);
+	return submit_internal(r, "cache_image", params, m.key);
 }
 
 static enum MHD_Result list_images(struct request *r)
@@ -773,6 +785,7 @@ static enum MHD_Result delete_image(struct request *r)
 			return MHD_NO;
 		up->fd = -1;
 		up->del = true;
+		up->had_meta = mrc == 0;
 		r->up = up;
 		char ikey[PVM_IDEM_KEY_MAX];
 		snprintf(ikey, sizeof(ikey), "uncache_image:%s:%lld", r->image_id,

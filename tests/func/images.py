@@ -410,6 +410,8 @@ def test_ssp(rng):
         check(r.status == 200 and r.json.get("deleted_lus") == 1, "DELETE: %r" % r)
         check(not image_lus(st, "img-sha512"), "LU still there after DELETE")
         check(st.api("GET", "/v1/images/img-sha512").status == 404, "metadata after DELETE")
+        r = st.api("DELETE", "/v1/images/img-never?wait=60", timeout=90)
+        check(r.status == 404, "DELETE of an image never cached: %r" % r)
         log("ssp: DELETE 409 while a linked clone exists; 200 otherwise")
 
         r = st.submit({"type": "cache_image", "params": {"image_id": "x"}})
