@@ -173,6 +173,7 @@ struct lus_view {
 	const struct pvm_logical_unit *others[32];
 	size_t nothers;
 	const char *lowest; /* lowest-named marker, ours included */
+	bool removed_stale; /* settle_stale deleted a dead uploader's marker */
 };
 
 static int view_lus(struct pvm_step_ctx *ctx, const struct pvm_ssp_ref *ref, struct lus_view *v,
@@ -256,6 +257,7 @@ static int settle_stale(struct pvm_step_ctx *ctx, const struct pvm_ssp_ref *ref,
 			}
 			pvm_metrics_inc(pvm_engine_metrics(ctx->engine),
 			                "powervmd_image_stale_markers_removed_total", NULL, 1);
+			v->removed_stale = true;
 			continue;
 		}
 		json_object_set_new(seen, key, json_integer(first));
@@ -305,7 +307,7 @@ static void claim_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		return;
 	struct pvm_rest_error err = {0};
 	struct lus_view v;
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 4; round++) {
 		int rc = view_lus(ctx, &ref, &v, &err);
 		if (rc == 0)
 			rc = settle_stale(ctx, &ref, &v, &err);
@@ -313,6 +315,29 @@ static void claim_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 			view_free(&v);
 			rest_failure(res, rc, &err, "listing the pool's logical units");
 			return;
+		}
+		if (v.removed_stale && v.image) {
+			/* An image LU that was there beside a dead uploader's marker is its
+			 * unfinished upload: delete it, unless linked clones use it (then it was
+			 * complete: the server refuses with 409 and it stays). */
+			for (size_t i = 0; rc == 0 && i < v.l->count; i++) {
+				const struct pvm_logical_unit *lu = &v.l->items[i];
+				if (strcmp(lu->name, v.image->name) != 0 || !lu->meta.uuid)
+					continue;
+				pvm_log(PVM_LOG_WARNING, &ctx->log,
+				        "image %s: LU %s (%s) was left by the dead uploader: "
+				        "deleted as incomplete",
+				        image_id(ctx), lu->name, lu->udid ? lu->udid : "");
+				rc = pvm_image_delete_lu(ctx, &ref, lu->meta.uuid, &err);
+				if (rc && err.http_status == 409)
+					rc = 0;
+			}
+			view_free(&v);
+			if (rc) {
+				rest_failure(res, rc, &err, "deleting a dead uploader's image LU");
+				return;
+			}
+			continue; /* look again */
 		}
 		if (v.image && v.nothers == 0) {
 			/* complete (someone, maybe another host, uploaded it) */

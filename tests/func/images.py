@@ -227,14 +227,14 @@ class Rest:
         finally:
             c.close()
 
-    def create_lu(self, tier, name, gb, cloned_from=None):
+    def create_lu(self, tier, name, gb, cloned_from=None, lu_type="VirtualIO_Disk"):
         ns = "http://www.ibm.com/xmlns/systems/power/firmware/uom/mc/2012_10/"
         body = ('<LogicalUnit:LogicalUnit xmlns:LogicalUnit="%s" xmlns="%s" '
                 'schemaVersion="V1_0"><Metadata><Atom/></Metadata>'
                 '<ThinDevice>true</ThinDevice><UnitCapacity>%g</UnitCapacity>'
-                '<LogicalUnitType>VirtualIO_Disk</LogicalUnitType>%s<UnitName>%s</UnitName>'
+                '<LogicalUnitType>%s</LogicalUnitType>%s<UnitName>%s</UnitName>'
                 '</LogicalUnit:LogicalUnit>' % (
-                    ns, ns, gb, "<ClonedFrom>%s</ClonedFrom>" % cloned_from
+                    ns, ns, gb, lu_type, "<ClonedFrom>%s</ClonedFrom>" % cloned_from
                     if cloned_from else "", name))
         st, txt = self.req("PUT", "/rest/api/uom/Tier/%s/LogicalUnit" % tier, body,
                            "application/vnd.ibm.powervm.uom+xml; type=LogicalUnit")
@@ -332,7 +332,9 @@ def test_ssp(rng):
         # a stale marker of a dead uploader is removed after the timeout
         tier = [o["uuid"] for o in st.sim_state()["objects"] if o["kind"] == "Tier"][0]
         rest = Rest(st.sim_url)
+        # a dead uploader left its marker and its unfinished image LU (no contents)
         rest.create_lu(tier, "partDEADBEEFimage_img-stale", 0.001)
+        rest.create_lu(tier, "image_img-stale", 1, lu_type="VirtualIO_Image")
         data3 = blob(rng, 500000)
         t0 = time.monotonic()
         r = st.put_image("img-stale", data3, "sha256", wait=MARKER_TIMEOUT_S * 6)
