@@ -443,8 +443,10 @@ static bool cached(const struct pvm_step_ctx *ctx)
 
 static void forget_lu(struct pvm_step_ctx *ctx)
 {
-	static const char *const keys[] = {"udid", "lu_uuid", "file_uuid", "contents_done",
-	                                   "file_deleted"};
+	/* "file": a late File create for the deleted LU is refused by the server (no such
+	 * device), and a File without target is harmless: no need to wait it out */
+	static const char *const keys[] = {"udid",          "lu_uuid",      "file_uuid",
+	                                   "contents_done", "file_deleted", "file"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		json_object_del(ctx->data, keys[i]);
 }
