@@ -1129,6 +1129,11 @@ void pvm_engine_partition_event(struct pvm_engine *e, const char *partition_uuid
 		pvm_engine_notify(e);
 }
 
+struct pvm_metrics *pvm_engine_metrics(struct pvm_engine *e)
+{
+	return e ? e->opts.metrics : NULL;
+}
+
 int pvm_engine_reconcile(struct pvm_engine *e, const json_t *view, json_t **report)
 {
 	json_t *insts = json_object_get(view, "instances");

@@ -15,6 +15,8 @@ extern const struct pvm_op_type pvm_op_detach_interface;
 extern const struct pvm_op_type pvm_op_plug_vifs;
 extern const struct pvm_op_type pvm_op_unplug_vifs;
 extern const struct pvm_op_type pvm_op_test_vifs;
+extern const struct pvm_op_type pvm_op_cache_image;   /* internal: the image API's */
+extern const struct pvm_op_type pvm_op_uncache_image; /* internal: the image API's */
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);

@@ -35,12 +35,17 @@ struct pvm_api_opts {
 	const char *socket_path;   /* powervm_api_socket; required */
 	const uid_t *allowed_uids; /* powervm_api_allowed_uids (root and euid always allowed) */
 	size_t n_allowed_uids;
-	size_t max_body_bytes;    /* request body limit (0: 1 MiB); 413 beyond */
-	int max_wait_s;           /* cap of ?wait=S long-polls (0: 300) */
-	int threads;              /* HTTP worker threads (0: 4) */
-	int connection_timeout_s; /* idle or trickling connection is closed after (0: 30) */
-	int max_connections;      /* concurrent connections (0: 256) */
-	size_t events_max;        /* events per GET /v1/events answer (0: 1000) */
+	size_t max_body_bytes;         /* request body limit (0: 1 MiB); 413 beyond */
+	int max_wait_s;                /* cap of ?wait=S long-polls (0: 300) */
+	int threads;                   /* HTTP worker threads (0: 4) */
+	int connection_timeout_s;      /* idle or trickling connection is closed after (0: 30) */
+	int max_connections;           /* concurrent connections (0: 256) */
+	size_t events_max;             /* events per GET /v1/events answer (0: 1000) */
+	const char *state_dir;         /* powervm_state_dir: the image cache and config-drive spools
+				     live under it (NULL: those endpoints answer 503) */
+	bool disk_ssp;                 /* powervm_disk_driver = ssp: images go to the pool through
+				     the internal operation cache_image */
+	size_t config_drive_max_bytes; /* config-drive ISO limit (0: 64 MiB); 413 beyond */
 
 	struct pvm_queue *queue;     /* required */
 	struct pvm_engine *engine;   /* NULL: operation endpoints answer 503 not_ready */

@@ -98,6 +98,8 @@ struct pvm_op_type {
 					     journal's secrets table, or NULL */
 	bool test_only;                   /* accepted only with powervm_enable_test_ops */
 	bool requires_instance;           /* refused without an instance_uuid */
+	bool internal;                    /* submitted by powervmd itself (the image cache),
+					     refused by POST /v1/operations */
 };
 
 /* ---- step helpers ---- */
@@ -181,6 +183,9 @@ void pvm_engine_instance_event(struct pvm_engine *e, const char *instance_uuid);
 /* A server event about a partition: makes the waiting operations of the instance whose
  * derived partition UUID it is due now. */
 void pvm_engine_partition_event(struct pvm_engine *e, const char *partition_uuid);
+
+/* The metrics registry of pvm_engine_opts (NULL when none), for steps' own counters. */
+struct pvm_metrics *pvm_engine_metrics(struct pvm_engine *e);
 
 /* Registers an operation type (at start-up, before pvm_engine_start). Several versions of
  * one name may be registered: new operations take the highest. */

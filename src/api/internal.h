@@ -35,6 +35,9 @@ enum route {
 	R_METRICS,   /* GET */
 	R_HEALTHZ,   /* GET */
 	R_SCRUB,     /* GET */
+	R_IMAGES,    /* GET list */
+	R_IMAGE,     /* GET, PUT (streamed body), DELETE */
+	R_CDRIVE,    /* GET, PUT (streamed body), DELETE */
 	R_COUNT
 };
 
@@ -75,15 +78,17 @@ struct request {
 	enum route route;
 	bool is_get; /* GET or HEAD */
 	char method[8];
-	uint64_t id;   /* R_OP*: the operation id of the path */
-	char uuid[40]; /* R_INSTANCE: the uuid of the path, lower case */
-	char *body;    /* NUL-terminated */
+	uint64_t id;       /* R_OP*: the operation id of the path */
+	char uuid[40];     /* R_INSTANCE, R_CDRIVE: the uuid of the path, lower case */
+	char image_id[72]; /* R_IMAGE: the id of the path, as given (checked by the handler) */
+	char *body;        /* NUL-terminated */
 	size_t len, cap;
 	bool too_large;
 	bool answered;
 	int64_t start_ns;
 
 	struct submission *sub; /* POST /v1/operations once handed to the submitter */
+	struct upload *up;      /* PUT of an image or a config drive: its spool (images.c) */
 
 	/* long-poll: the wait fields are guarded by api->mu once the request is linked */
 	enum wait_kind wait_kind;
@@ -124,6 +129,10 @@ struct pvm_api {
 	pthread_cond_t sub_cv;  /* signalled when a submission is queued, and on stop */
 	struct submission *sub_head, *sub_tail;
 	bool sub_stopping;
+
+	pthread_mutex_t busy_mu; /* guards busy: the images and config drives being written */
+	char (*busy)[80];        /* "image:<id>" / "cdrive:<uuid>", "" when free */
+	size_t nbusy;
 };
 
 /* server.c */
@@ -151,6 +160,20 @@ bool api_submit_enqueue(struct request *r);
 /* Copies the results of r->sub once done; false while it is pending. */
 bool api_submit_result(struct request *r, int *rc, uint64_t *id, bool *existed);
 void api_submission_free(struct submission *s);
+
+/* images.c: PUT, GET, DELETE of /v1/images and /v1/config-drives. */
+/* True for a PUT whose body is streamed to a spool file instead of being buffered. */
+bool api_upload_route(const struct request *r);
+/* First call of such a PUT (headers in): checks them and opens the spool file. Problems
+ * are answered once the body has been read (the client is not cut off mid-send). */
+enum MHD_Result api_upload_begin(struct request *r);
+/* A piece of the body: hashed and written, never held. */
+void api_upload_data(struct request *r, const char *data, size_t n);
+/* Closes and removes what the request left (a temporary file), frees r->up. */
+void api_upload_free(struct request *r);
+enum MHD_Result api_images_dispatch(struct request *r);
+/* Removes temporary spool files a crash left behind (at start). */
+void api_images_cleanup(struct pvm_api *api);
 
 /* routes.c */
 enum route api_route(struct request *r, const char *url);

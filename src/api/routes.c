@@ -49,6 +49,9 @@ static const struct {
         [R_METRICS] = {"/metrics", "GET, HEAD"},
         [R_HEALTHZ] = {"/healthz", "GET, HEAD"},
         [R_SCRUB] = {"/v1/scrub", "GET, HEAD"},
+        [R_IMAGES] = {"/v1/images", "GET, HEAD"},
+        [R_IMAGE] = {"/v1/images/{id}", "GET, HEAD, PUT, DELETE"},
+        [R_CDRIVE] = {"/v1/config-drives/{uuid}", "GET, HEAD, PUT, DELETE"},
 };
 
 const char *api_route_endpoint(enum route rt)
@@ -90,7 +93,7 @@ enum route api_route(struct request *r, const char *url)
 	        {"/v1/resume", R_RESUME},       {"/v1/host", R_HOST},
 	        {"/v1/instances", R_INSTANCES}, {"/v1/events", R_EVENTS},
 	        {"/metrics", R_METRICS},        {"/healthz", R_HEALTHZ},
-	        {"/v1/scrub", R_SCRUB},
+	        {"/v1/scrub", R_SCRUB},         {"/v1/images", R_IMAGES},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(url, fixed[i].path) == 0)
@@ -111,6 +114,24 @@ enum route api_route(struct request *r, const char *url)
 		if (strcmp(slash, "/signal") == 0)
 			return R_OP_SIGNAL;
 		return R_NONE;
+	}
+	static const char img[] = "/v1/images/";
+	if (strncmp(url, img, sizeof(img) - 1) == 0) {
+		const char *p = url + sizeof(img) - 1;
+		/* any one segment: the handler checks the id and names it in a 400 */
+		if (!*p || strchr(p, '/') || strlen(p) >= sizeof(r->image_id))
+			return R_NONE;
+		pvm_strlcpy(r->image_id, p, sizeof(r->image_id));
+		return R_IMAGE;
+	}
+	static const char cd[] = "/v1/config-drives/";
+	if (strncmp(url, cd, sizeof(cd) - 1) == 0) {
+		const char *p = url + sizeof(cd) - 1;
+		if (!pvm_is_uuid(p))
+			return R_NONE;
+		for (size_t i = 0; i <= PVM_UUID_LEN; i++)
+			r->uuid[i] = (char)tolower((unsigned char)p[i]);
+		return R_CDRIVE;
 	}
 	static const char inst[] = "/v1/instances/";
 	if (strncmp(url, inst, sizeof(inst) - 1) == 0) {
@@ -360,6 +381,13 @@ static enum MHD_Result submit(struct request *r)
 	const struct pvm_op_type *t = pvm_engine_type(api->o.engine, type);
 	if (!t) {
 		ret = unknown_type(r, type);
+		goto out;
+	}
+	if (t->internal) {
+		ret = bad(r, "type",
+		          "operation type %s is internal: powervmd submits it itself (see the "
+		          "image endpoints of docs/api.md)",
+		          t->name);
 		goto out;
 	}
 	char uuid[PVM_UUID_LEN + 1] = "";
@@ -916,7 +944,8 @@ static enum MHD_Result healthz(struct request *r)
 /* Endpoints that take a query string: the others refuse any argument. */
 static bool takes_args(enum route rt, bool is_get)
 {
-	return (rt == R_OPS && is_get) || rt == R_OP || rt == R_EVENTS;
+	return (rt == R_OPS && is_get) || rt == R_OP || rt == R_EVENTS ||
+	       (rt == R_IMAGE && !is_get);
 }
 
 bool api_route_takes_body(enum route rt, bool is_get)
@@ -971,6 +1000,10 @@ enum MHD_Result api_dispatch(struct request *r)
 		return healthz(r);
 	case R_SCRUB:
 		return scrub(r);
+	case R_IMAGES:
+	case R_IMAGE:
+	case R_CDRIVE:
+		return api_images_dispatch(r);
 	default:
 		return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, NULL,
 		                       "no such endpoint");

@@ -381,6 +381,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!r)
 		return;
 	api_submission_free(r->sub);
+	api_upload_free(r);
 	free(r->body);
 	free(r);
 	*req_cls = NULL;
@@ -396,6 +397,21 @@ static bool header_is_json(struct MHD_Connection *conn)
 	size_t l = strlen("application/json");
 	return strncasecmp(ct, "application/json", l) == 0 &&
 	       (ct[l] == 0 || ct[l] == ';' || ct[l] == ' ');
+}
+
+/* Is method one of the comma-separated tokens of allow? */
+static bool method_allowed(const char *allow, const char *method)
+{
+	size_t ml = strlen(method);
+	for (const char *p = allow; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t l = strcspn(p, ", ");
+		if (l == ml && strncmp(p, method, l) == 0)
+			return true;
+		p += l;
+	}
+	return false;
 }
 
 /* First call of a request: its headers are in. Answers now what needs no body. */
@@ -418,12 +434,13 @@ static enum MHD_Result begin(struct request *r, const char *url)
 		return api_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, NULL,
 		                       "no such endpoint: %s %.200s", r->method, url);
 	const char *allow = api_route_allow(r->route);
-	bool ok = r->is_get ? strstr(allow, "GET") != NULL
-	                    : strcmp(r->method, "POST") == 0 && strstr(allow, "POST") != NULL;
+	bool ok = r->is_get ? strstr(allow, "GET") != NULL : method_allowed(allow, r->method);
 	if (!ok)
 		return api_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
 		                       NULL, "%s is not allowed on %s (allowed: %s)", r->method,
 		                       api_route_endpoint(r->route), allow);
+	if (api_upload_route(r))
+		return api_upload_begin(r); /* streamed, with its own limits */
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
 	if (cl) {
 		char *end;
@@ -468,6 +485,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->answered)
 		return MHD_YES;
+	if (*upload_data_size && r->up) {
+		api_upload_data(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
@@ -723,6 +745,11 @@ int pvm_api_start(const struct pvm_api_opts *opts, struct pvm_api **out)
 	pthread_cond_init(&api->sub_cv, NULL);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&api->sub_mu, NULL);
+	pthread_mutex_init(&api->busy_mu, NULL);
+	api->nbusy = 128;
+	api->busy = calloc(api->nbusy, sizeof(*api->busy));
+	if (!api->busy)
+		goto fail;
 
 	api->socket_path = strdup(opts->socket_path);
 	if (!api->socket_path)
@@ -745,6 +772,7 @@ int pvm_api_start(const struct pvm_api_opts *opts, struct pvm_api **out)
 		goto fail;
 	api->collecting = true;
 
+	api_images_cleanup(api);
 	rc = make_socket(api);
 	if (rc)
 		goto fail;
@@ -828,6 +856,8 @@ void pvm_api_stop(struct pvm_api *api)
 	pthread_mutex_destroy(&api->mu);
 	pthread_cond_destroy(&api->sub_cv);
 	pthread_mutex_destroy(&api->sub_mu);
+	pthread_mutex_destroy(&api->busy_mu);
+	free(api->busy);
 	free(api->allowed);
 	free(api->socket_path);
 	free(api);

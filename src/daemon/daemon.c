@@ -352,6 +352,8 @@ static int start_api(struct daemon *d)
 	        .engine = d->engine,
 	        .metrics = d->metrics,
 	        .events = d->events,
+	        .state_dir = cfg->state_dir,
+	        .disk_ssp = cfg->disk_driver == PVM_DISK_SSP,
 	        .arg = d,
 	        .ready = api_ready,
 	        .host = api_host,

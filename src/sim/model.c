@@ -306,7 +306,7 @@ static const char default_inventory[] =
         "      \"media_repository\": {\"name\": \"VMLibrary\", \"size_gb\": 11}}],"
         "    \"physical_volumes\": [{\"name\": \"hdisk0\", \"capacity_mb\": 571392}],"
         "    \"fc_ports\": [{\"name\": \"fcs0\", \"wwpn\": \"10000090FA2C7700\"}]}],"
-        "  \"shared_storage_pools\": []"
+        "  \"shared_storage_pools\": [{\"name\": \"ssp1\"}]"
         " }]}";
 
 json_t *sim_inventory_default(void)
@@ -482,6 +482,18 @@ static int load_ms(struct pvm_sim *sim, json_t *m, char *err, size_t errn)
 		snprintf(seed, sizeof(seed), "ssp:%s", sn);
 		char u[SIM_UUID_LEN];
 		uuid_for(a, seed, false, u);
+		/* A pool listed (by name) under several systems is one pool that their VIOSes
+		 * share: the first listing owns it, the others join it as members. */
+		struct sim_obj *shared = sim_obj_find(sim, SIM_SSP, u);
+		if (shared) {
+			json_t *mem = json_object_get(shared->props, "members");
+			if (!mem) {
+				mem = json_array();
+				json_object_set_new(shared->props, "members", mem);
+			}
+			json_array_append_new(mem, json_string(uuid));
+			continue;
+		}
 		json_t *pp = json_pack("{s:s, s:f, s:f}", "name", sn, "capacity_gb",
 		                       jnum(a, "capacity_gb", 1024), "free_gb",
 		                       jnum(a, "free_gb", jnum(a, "capacity_gb", 1024)));

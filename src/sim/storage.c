@@ -235,6 +235,22 @@ static struct sim_obj *lu_ssp(struct pvm_sim *sim, const struct sim_obj *lu)
 	return t ? sim_obj_find(sim, SIM_SSP, t->parent) : NULL;
 }
 
+/* Is the pool one of system ms's: its owner, or a member sharing it (the same pool name
+ * listed under several systems of the inventory)? */
+static bool ssp_visible(const struct sim_obj *ssp, const char *ms)
+{
+	if (strcasecmp(ssp->parent, ms) == 0)
+		return true;
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(ssp->props, "members"), i, m)
+	{
+		if (json_is_string(m) && strcasecmp(json_string_value(m), ms) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* A logical unit in the pools of a system (ms NULL: any) by UDID, else by name. */
 static struct sim_obj *find_lu(struct pvm_sim *sim, const char *ms, const char *name,
                                const char *udid)
@@ -245,7 +261,7 @@ static struct sim_obj *find_lu(struct pvm_sim *sim, const char *ms, const char *
 			if (lu->kind != SIM_LU)
 				continue;
 			struct sim_obj *ssp = lu_ssp(sim, lu);
-			if (ms && (!ssp || strcasecmp(ssp->parent, ms) != 0))
+			if (ms && (!ssp || !ssp_visible(ssp, ms)))
 				continue;
 			if (pass == 0 && udid && *udid &&
 			    strcmp(sim_str(lu, "udid", ""), udid) == 0)

@@ -150,6 +150,42 @@ def unix_request(path, method, url, body=None, headers=None, timeout=30.0):
         conn.close()
 
 
+def unix_put_stream(path, url, chunks, length=None, headers=None, timeout=60.0):
+    """PUT of a raw body sent piece by piece from an iterable of bytes, never held whole:
+    with Content-Length when length is given, else chunked transfer encoding. Returns
+    the Response (the server answers once the whole body is in)."""
+    conn = UnixHTTPConnection(path, timeout=timeout * SCALE)
+    try:
+        conn.putrequest("PUT", url, skip_accept_encoding=True)
+        h = {"Content-Type": "application/octet-stream"}
+        h.update(headers or {})
+        if length is not None:
+            h["Content-Length"] = str(length)
+        else:
+            h["Transfer-Encoding"] = "chunked"
+        for k, v in h.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        try:
+            for c in chunks:
+                if not c:
+                    continue
+                conn.send(b"%x\r\n%s\r\n" % (len(c), c) if length is None else c)
+            if length is None:
+                conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered before the body (e.g. 413) and closed: read that answer
+        r = conn.getresponse()
+        return Response(r.status, dict(r.getheaders()), r.read())
+    finally:
+        conn.close()
+
+
+def chunks_of(data, size=65536):
+    """data (bytes) as an iterator of pieces of at most size bytes."""
+    return (data[i:i + size] for i in range(0, len(data), size))
+
+
 def parse_metrics(text):
     """Prometheus text -> {(name, labels): value}; labels as the raw string ('' if none)."""
     out = {}
@@ -254,7 +290,8 @@ class Stack:
             _reap(pid)
         if self.failed:
             log("stack directory kept for inspection: %s" % self.dir)
-            for f in ("powervmd-1.log", "pvmsim.log"):
+            for f in ["powervmd-%d.log" % n for n in range(1, self.daemons + 1)] + [
+                    "pvmsim.log"]:
                 p = os.path.join(self.dir, f)
                 if os.path.exists(p):
                     with open(p, errors="replace") as fh:
@@ -264,33 +301,33 @@ class Stack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def note_pids(self):
-        for f in ("powervmd-1.pid", "pvmsim.pid"):
+        for f in ["powervmd-%d.pid" % n for n in range(1, self.daemons + 1)] + ["pvmsim.pid"]:
             try:
                 with open(os.path.join(self.dir, f)) as fh:
                     self.pids.add(int(fh.read().strip()))
             except (OSError, ValueError):
                 pass
 
-    def powervmd_pid(self):
-        with open(os.path.join(self.dir, "powervmd-1.pid")) as fh:
+    def powervmd_pid(self, n=1):
+        with open(os.path.join(self.dir, "powervmd-%d.pid" % n)) as fh:
             return int(fh.read().strip())
 
-    def kill_powervmd(self, sig=signal.SIGKILL, timeout=30):
-        """Sends sig to powervmd and waits (bounded) until it is gone."""
-        pid = self.powervmd_pid()
+    def kill_powervmd(self, sig=signal.SIGKILL, timeout=30, n=1):
+        """Sends sig to powervmd n and waits (bounded) until it is gone."""
+        pid = self.powervmd_pid(n)
         os.kill(pid, sig)
         wait_until(lambda: not _alive(pid), timeout, "powervmd %d to exit after %s" % (
             pid, signal.Signals(sig).name), interval=0.005, max_interval=0.05)
         _reap(pid)
         try:
-            os.unlink(os.path.join(self.dir, "powervmd-1.pid"))
+            os.unlink(os.path.join(self.dir, "powervmd-%d.pid" % n))
         except FileNotFoundError:
             pass
         return pid
 
-    def start_powervmd(self, paused=False):
+    def start_powervmd(self, paused=False, n=1):
         t0 = time.monotonic()
-        self._stack("start-powervmd", self.dir, *(["--paused"] if paused else []))
+        self._stack("start-powervmd", self.dir, str(n), *(["--paused"] if paused else []))
         self.note_pids()
         return time.monotonic() - t0
 
@@ -298,13 +335,33 @@ class Stack:
         self._stack("restart-pvmsim", self.dir, *(["--kill"] if kill else []))
         self.note_pids()
 
-    def powervmd_log(self):
-        with open(os.path.join(self.dir, "powervmd-1.log"), errors="replace") as fh:
+    def powervmd_log(self, n=1):
+        with open(os.path.join(self.dir, "powervmd-%d.log" % n), errors="replace") as fh:
             return fh.read()
 
     # ---- the API ----
-    def api(self, method, url, body=None, headers=None, timeout=30.0):
-        return unix_request(self.sock, method, url, body, headers, timeout)
+    def api(self, method, url, body=None, headers=None, timeout=30.0, n=1):
+        return unix_request(self.sock_of(n), method, url, body, headers, timeout)
+
+    def sock_of(self, n):
+        return self.sock if n == 1 else self.socks[n - 1]
+
+    def put_stream(self, url, chunks, length=None, headers=None, timeout=60.0, n=1):
+        """A raw-body PUT streamed to powervmd n (unix_put_stream)."""
+        return unix_put_stream(self.sock_of(n), url, chunks, length, headers, timeout)
+
+    def put_image(self, image_id, data, algo=None, value=None, wait=None, n=1,
+                  chunked=False, timeout=60.0):
+        """PUT /v1/images/{id} of data (bytes), streamed in 64 KiB pieces, with the digest
+        headers when algo is given (value: the right digest unless given)."""
+        import hashlib
+        h = {}
+        if algo:
+            h["os_hash_algo"] = algo
+            h["os_hash_value"] = value or hashlib.new(algo, data).hexdigest()
+        url = "/v1/images/%s" % image_id + ("?wait=%g" % wait if wait is not None else "")
+        return self.put_stream(url, chunks_of(data), None if chunked else len(data), h,
+                               timeout + (wait or 0), n)
 
     def submit(self, body):
         return self.api("POST", "/v1/operations", body)

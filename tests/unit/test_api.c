@@ -134,6 +134,8 @@ static int setup(void **state)
 	                          .engine = f->e,
 	                          .metrics = f->m,
 	                          .events = f->ev,
+	                          .state_dir = f->root,
+	                          .config_drive_max_bytes = 4096,
 	                          .arg = f,
 	                          .ready = cb_ready,
 	                          .host = cb_host,
@@ -567,6 +569,137 @@ static void test_api_example_bodies(void **state)
 	closedir(dir);
 	free(dirpath);
 	assert_true(seen >= 2);
+}
+
+/* A raw PUT with extra header lines (each ending in \r\n). */
+static void put_raw(struct fixture *f, const char *path, const char *hdrs, const char *body,
+                    struct resp *out)
+{
+	int fd = conn_open(f->sock);
+	assert_true(fd >= 0);
+	char *req = NULL;
+	assert_true(asprintf(&req,
+	                     "PUT %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+	                     "application/octet-stream\r\n%sContent-Length: %zu\r\n\r\n%s",
+	                     path, hdrs, strlen(body), body) > 0);
+	assert_true(send_all(fd, req, strlen(req)));
+	free(req);
+	assert_int_equal(read_resp(fd, out, 10000, false), 0);
+	close(fd);
+}
+
+#define IMG_BYTES  "powervmd image bytes"
+#define IMG_SHA256 "6d8fddd6c41412b68370609119bccd76fadd46c951c7f47dc04ff0985362eeb6"
+#define IMG_MD5    "99512B76118017D77114F08C29D15DDE" /* upper case: compared without case */
+
+/* The image cache (localdisk: no operation) and config drives: digests checked at the
+ * end, the field named in every 400, the bytes in the spool file, re-PUT, delete. */
+static void test_api_images(void **state)
+{
+	struct fixture *f = *state;
+	struct resp r;
+	put_raw(f, "/v1/images/img-1", "os_hash_algo: md5\r\nos_hash_value: " IMG_MD5 "\r\n",
+	        IMG_BYTES, &r);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(json_string_value(json_object_get(r.json, "sha256")), IMG_SHA256);
+	assert_string_equal(json_string_value(json_object_get(r.json, "state")), "ready");
+	assert_int_equal(json_integer_value(json_object_get(r.json, "size")), strlen(IMG_BYTES));
+	resp_fini(&r);
+	char path[600], *text = NULL;
+	snprintf(path, sizeof(path), "%s/images/img-1.raw", f->root);
+	assert_int_equal(pvm_read_file(path, 1 << 20, &text, NULL), 0);
+	assert_string_equal(text, IMG_BYTES);
+	free(text);
+
+	put_raw(f, "/v1/images/img-1", "os_hash_algo: md5\r\nos_hash_value: " IMG_MD5 "\r\n",
+	        IMG_BYTES, &r);
+	assert_int_equal(r.status, 200); /* cached already */
+	assert_true(json_is_true(json_object_get(r.json, "existing")));
+	resp_fini(&r);
+	put_raw(f, "/v1/images/img-1", "", "other bytes", &r);
+	assert_error(&r, 409, "conflict", NULL);
+	resp_fini(&r);
+
+	static const struct {
+		const char *path, *hdrs, *field;
+	} bad[] = {
+	        {"/v1/images/img-2",
+	         "os_hash_algo: md5\r\nos_hash_value: 6eff3450105497cc2ce22ea267f564bb\r\n",
+	         "os_hash_value"},
+	        {"/v1/images/img-2", "os_hash_algo: sha1\r\nos_hash_value: 00\r\n", "os_hash_algo"},
+	        {"/v1/images/img-2", "os_hash_value: " IMG_MD5 "\r\n", "os_hash_algo"},
+	        {"/v1/images/img-2", "os_hash_algo: sha256\r\n", "os_hash_value"},
+	        {"/v1/images/img-2", "os_hash_algo: sha256\r\nos_hash_value: " IMG_MD5 "\r\n",
+	         "os_hash_value"},
+	        {"/v1/images/img%202", "", "image_id"},
+	        {"/v1/images/img-2?colour=red", "", "colour"},
+	        {"/v1/images/img-2?wait=-1", "", "wait"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put_raw(f, bad[i].path, bad[i].hdrs, "other bytes", &r);
+		if (r.status != 400 || !strstr(r.body, bad[i].field))
+			print_error("case %zu: %.*s\n", i, (int)r.len, r.body);
+		assert_int_equal(r.status, 400);
+		assert_string_equal(json_string_value(json_object_get(
+		                            json_object_get(r.json, "error"), "field")),
+		                    bad[i].field);
+		resp_fini(&r);
+	}
+	GET(f, "/v1/images/img-2", &r);
+	assert_error(&r, 404, "not_found", NULL);
+	resp_fini(&r);
+	/* nothing of the refused uploads is left */
+	snprintf(path, sizeof(path), "%s/images", f->root);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			assert_true(strncmp(de->d_name, "img-1.", 6) == 0);
+			files++;
+		}
+	closedir(d);
+	assert_int_equal(files, 2); /* img-1.raw, img-1.json */
+
+	GET(f, "/v1/images", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.json, "images")), 1);
+	resp_fini(&r);
+	http(f, "DELETE", "/v1/images/img-1", NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_fini(&r);
+	http(f, "DELETE", "/v1/images/img-1", NULL, NULL, &r);
+	assert_error(&r, 404, "not_found", NULL);
+	resp_fini(&r);
+
+	/* config drives: 64 KiB over the fixture's 4 KiB limit is refused before the body */
+	put_raw(f, "/v1/config-drives/" UUID1, "", "ISO bytes", &r);
+	assert_int_equal(r.status, 201);
+	resp_fini(&r);
+	GET(f, "/v1/config-drives/" UUID1, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_integer_value(json_object_get(r.json, "size")), 9);
+	resp_fini(&r);
+	char *big = malloc(8192);
+	assert_non_null(big);
+	memset(big, 'i', 8191);
+	big[8191] = 0;
+	put_raw(f, "/v1/config-drives/" UUID2, "", big, &r);
+	free(big);
+	assert_error(&r, 413, "too_large", NULL);
+	resp_fini(&r);
+	http(f, "DELETE", "/v1/config-drives/" UUID1, NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_fini(&r);
+	GET(f, "/v1/config-drives/" UUID1, &r);
+	assert_error(&r, 404, "not_found", NULL);
+	resp_fini(&r);
+
+	/* the internal type is not for callers */
+	POST(f, "/v1/operations", "{\"type\":\"cache_image\",\"params\":{}}", &r);
+	assert_error(&r, 400, "invalid", "type");
+	resp_fini(&r);
 }
 
 static void test_api_idempotency(void **state)
@@ -1369,6 +1502,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_api_socket_mode, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_submit_get_list, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_example_bodies, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_api_images, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_idempotency, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_concurrent_submissions, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_api_bad_input, setup, teardown),
