@@ -223,15 +223,18 @@ class Stack:
 
     daemons: how many powervmd to start, one per managed system in inventory order (None:
     one per system, as `scripts/stack up` does by default); conf: extra powervmd.conf lines;
-    mode: "hmc" or "novalink". self.socks lists every daemon's socket."""
+    mode: "hmc" or "novalink"; image: preload the stack's test image (its id in
+    self.env["POWERVMD_TEST_IMAGE"]). self.socks lists every daemon's socket."""
 
-    def __init__(self, name, job_ms=300, workers=4, daemons=1, conf=(), mode="hmc"):
+    def __init__(self, name, job_ms=300, workers=4, daemons=1, conf=(), mode="hmc",
+                 image=False):
         self.name = name
         self.job_ms = job_ms
         self.workers = workers
         self.daemons = daemons
         self.conf = list(conf)
         self.mode = mode
+        self.image = image  # preload scripts/stack's test image (POWERVMD_TEST_IMAGE)
         self.dir = tempfile.mkdtemp(prefix="pvmf-%s-" % name[:10], dir="/tmp")
         self.env = {}
         self.pids = set()  # every daemon pid seen, reaped at the end
@@ -267,6 +270,8 @@ class Stack:
                 str(self.workers), "--mode", self.mode]
         if self.daemons:
             args += ["--daemons", str(self.daemons)]
+        if not self.image:
+            args.append("--no-image")
         for line in self.conf:
             args += ["--conf", line]
         out = self._stack(*args)
