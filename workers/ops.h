@@ -10,6 +10,8 @@ extern const struct pvm_op_type pvm_op_power_off;
 extern const struct pvm_op_type pvm_op_power_on;
 extern const struct pvm_op_type pvm_op_reboot;
 extern const struct pvm_op_type pvm_op_resume_state_on_host_boot;
+extern const struct pvm_op_type pvm_op_spawn;
+extern const struct pvm_op_type pvm_op_destroy;
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);
