@@ -869,6 +869,8 @@ void spawn_delete_disk(struct pvm_step_ctx *ctx, struct pvm_step_result *res, bo
 	} else if (rc == PVM_ENOTFOUND) {
 		rc = 0;
 	}
+	if (rc == 0)
+		sto_delete_files(ctx, n.vdisk);
 	if (rc == 0 && ssp) {
 		struct pvm_ssp_ref ref;
 		rc = pvm_image_ssp_ref(ctx, &ref, &err);
@@ -981,6 +983,8 @@ static void cfg_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		        n.media, vs.v[vi].name);
 	} else if (rc) {
 		goto rest;
+	} else {
+		sto_delete_files(ctx, n.media); /* an upload that died before its DELETE */
 	}
 	json_object_set_new(ctx->data, "media", json_string(n.media));
 	json_object_set_new(ctx->data, "vios_uuid", json_string(vs.v[w.vios].uuid));
@@ -1018,6 +1022,8 @@ void spawn_delete_media(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 	} else if (rc == PVM_ENOTFOUND) {
 		rc = 0;
 	}
+	if (rc == 0)
+		sto_delete_files(ctx, n.media);
 	sto_vioses_free(&vs);
 	if (rc)
 		pwr_rest_failure(res, rc, &err, "deleting the config drive media");

@@ -352,8 +352,7 @@ out:
 	return rc;
 }
 
-/* Deletes web Files named name (left by an earlier attempt that died mid-upload). */
-static void delete_stale_files(struct pvm_step_ctx *ctx, const char *name)
+void sto_delete_files(struct pvm_step_ctx *ctx, const char *name)
 {
 	struct pvm_resp resp = {0};
 	struct pvm_rest_error err = {0};
@@ -399,7 +398,7 @@ int sto_upload(struct pvm_step_ctx *ctx, const char *vios_uuid, const char *targ
 		close(fd);
 		return rc;
 	}
-	delete_stale_files(ctx, name);
+	sto_delete_files(ctx, name);
 	struct pvm_file_spec fs = {.name = name,
 	                           .enum_type = enum_type,
 	                           .size = (int64_t)st.st_size,

@@ -76,6 +76,10 @@ int sto_upload(struct pvm_step_ctx *ctx, const char *vios_uuid, const char *targ
                const char *enum_type, const char *name, const char *path,
                struct pvm_rest_error *err);
 
+/* Deletes the web Files named name (left by an upload that died before its DELETE); best
+ * effort. */
+void sto_delete_files(struct pvm_step_ctx *ctx, const char *name);
+
 /* vSCSI mappings. */
 struct sto_map {
 	enum pvm_storage_kind kind;
