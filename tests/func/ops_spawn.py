@@ -23,6 +23,7 @@ API is another piece of work); the config drive ISOs into its spool directory.
 """
 import hashlib
 import os
+import signal
 import sys
 import time
 
@@ -450,10 +451,90 @@ def crash(rng, kills=24, instances=4):
             summary, len(recovered), len(ops)))
 
 
+UOM = "http://www.ibm.com/xmlns/systems/power/firmware/uom/mc/2012_10/"
+WEB = "http://www.ibm.com/xmlns/systems/power/firmware/web/mc/2012_10/"
+
+
+def rest(st, method, path, body=None, ctype=None, token=None):
+    """One PowerVM REST request to pvmsim (what the images' upload would have done)."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlparse(st.sim_url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    h = {"Accept": "application/atom+xml"}
+    if ctype:
+        h["Content-Type"] = ctype
+    if token:
+        h["X-API-Session"] = token
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def make_image_lu(st, image_id, gb=1):
+    """Creates the image LU image_<id> in the pool's tier through the REST API."""
+    import re
+    status, body = rest(st, "PUT", "/rest/api/web/Logon",
+                        '<LogonRequest xmlns="%s" schemaVersion="V1_0"><UserID>hscroot'
+                        '</UserID><Password>abc123</Password></LogonRequest>' % WEB,
+                        "application/vnd.ibm.powervm.web+xml; type=LogonRequest")
+    check(status == 200, "logon: %d %s" % (status, body[:200]))
+    token = re.search(r"<X-API-Session[^>]*>([^<]+)<", body).group(1)
+    status, body = rest(st, "GET", "/rest/api/uom/Tier", token=token)
+    check(status == 200, "tiers: %d" % status)
+    tier = re.search(r"<entry>\s*<id>([^<]+)</id>", body).group(1)
+    lu = ('<LogicalUnit:LogicalUnit xmlns:LogicalUnit="%s" xmlns="%s" schemaVersion="V1_0">'
+          '<Metadata><Atom/></Metadata><ThinDevice>true</ThinDevice><UnitCapacity>%d'
+          '</UnitCapacity><LogicalUnitType>VirtualIO_Image</LogicalUnitType><UnitName>image_%s'
+          '</UnitName></LogicalUnit:LogicalUnit>' % (UOM, UOM, gb, image_id))
+    status, body = rest(st, "PUT", "/rest/api/uom/Tier/%s/LogicalUnit" % tier, lu,
+                        "application/vnd.ibm.powervm.uom+xml; type=LogicalUnit", token)
+    check(status == 200, "image LU: %d %s" % (status, body[:300]))
+    return re.search(r"<UniqueDeviceID[^>]*>([^<]+)<", body).group(1)
+
+
+def ssp(rng):
+    """powervm_disk_driver = ssp: the boot disk is a linked clone of the image LU."""
+    with ModeStack("ops-spawn-ssp", "hmc", job_ms=JOB_MS, workers=4) as st:
+        st.kill_powervmd(signal.SIGTERM)
+        with open(os.path.join(st.dir, "powervmd-1.conf"), "a") as f:
+            f.write('powervm_disk_driver = "ssp";\n')
+        st.start_powervmd()
+        img = "ssp-img-%d" % rng.randrange(1 << 30)
+        u = stacklib.new_uuid(rng)
+        op = run(st, spawn_body(u, img), expect="failed")
+        check(op["error_code"] == "image_not_cached", repr(op["error"]))
+        img_udid = make_image_lu(st, img, gb=3)
+        iso = st.put_iso(u, os.urandom(8192))
+        op = run(st, spawn_body(u, img, config_drive=True))
+        h = u.replace("-", "").lower()
+        lus = [o for o in st.sim_state()["objects"] if o["kind"] == "LogicalUnit"]
+        boot = [o["props"] for o in lus if o["props"]["name"] == "boot_" + h]
+        check(len(boot) == 1 and boot[0].get("cloned_from") == img_udid and
+              boot[0]["capacity_gb"] >= 3, "linked clone: %s" % boot)
+        s = Sim(st)
+        check(s.lpars[lpar_uuid(u)]["state"] == "running" and
+              len(s.mapped(lpar_uuid(u), "boot_" + h)) == 1 and
+              len(s.mapped(lpar_uuid(u), names(u)["media"])) == 1 and
+              s.media[names(u)["media"]]["contents"]["sha256"] == iso,
+              "ssp spawn: %s" % s.maps)
+        check(op["result"]["boot_disk"]["kind"] == "lu", repr(op["result"]))
+        run(st, destroy_body(u))
+        lus = [o["props"]["name"] for o in st.sim_state()["objects"]
+               if o["kind"] == "LogicalUnit"]
+        check(lus == ["image_" + img], "logical units after destroy: %s" % lus)
+        check_gone(st, u)
+        log("ssp: linked clone spawned and destroyed; the image LU stays")
+
+
 def main():
     rng, _ = stacklib.seed_rng("ops_spawn")
     for mode in os.environ.get("PVM_OPS_MODES", "hmc novalink").split():
         scenario(mode, rng)
+    ssp(rng)
     crash(rng, kills=int(os.environ.get("PVM_SPAWN_KILLS", "24")))
 
 
