@@ -1,3 +1,4 @@
 # Operation types (workers/op_*.c): their pure parts (power-state mapping, validation).
 pvm_add_unit_test(test_ops_power SOURCES unit/test_ops_power.c LIBS pvm_workers pvm_testutil)
 pvm_add_unit_test(test_names SOURCES unit/test_names.c LIBS pvm_workers)
+pvm_add_unit_test(test_ops_spawn SOURCES unit/test_ops_spawn.c LIBS pvm_workers pvm_testutil)

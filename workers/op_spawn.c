@@ -354,7 +354,7 @@ static void shape_spec(const struct shape *sh, double factor, struct pvm_lpar_sp
 			s->uncapped_weight = sh->weight > 0 ? sh->weight : 64;
 	}
 	if (sh->avail_priority >= 0)
-		s->availability_priority = sh->avail_priority ? sh->avail_priority : 0;
+		s->availability_priority = sh->avail_priority ? sh->avail_priority : -1;
 	s->compat_mode = sh->compat;
 	s->srr = sh->srr < 0 ? 0 : sh->srr ? 1 : -1;
 }

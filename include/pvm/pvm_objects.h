@@ -309,7 +309,7 @@ struct pvm_lpar_spec {
 	double proc_units, proc_units_min, proc_units_max; /* 0: vcpus x 0.1, floor 0.05 */
 	int64_t uncapped_weight;                           /* 0: 64; -1: capped */
 	int64_t max_virtual_slots;                         /* 0: 64 */
-	int64_t availability_priority;                     /* 0: 127 */
+	int64_t availability_priority;                     /* 0: 127; -1: 0 */
 	int64_t shared_pool_id;                            /* 0 */
 	const char *compat_mode; /* PendingProcessorCompatibilityMode ("POWER8"), or NULL */
 	int srr;                 /* SimplifiedRemoteRestartCapable: 1 true, -1 false, 0 not sent */

@@ -139,7 +139,10 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 		pvm_buf_add(&b, META_EMPTY);
 	}
 	elb(&b, "AllowPerformanceDataCollection", false);
-	eli(&b, "AvailabilityPriority", s->availability_priority ? s->availability_priority : 127);
+	eli(&b, "AvailabilityPriority",
+	    s->availability_priority < 0 ? 0
+	    : s->availability_priority   ? s->availability_priority
+	                                 : 127);
 	sub_open(&b, "PartitionIOConfiguration");
 	eli(&b, "MaximumVirtualIOSlots", s->max_virtual_slots ? s->max_virtual_slots : 64);
 	pvm_buf_add(&b, "</PartitionIOConfiguration>");
