@@ -711,7 +711,10 @@ static void disk_ssp_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res,
 			            40);
 		}
 		pvm_logical_unit_list_free(l);
-	} else if (nl > 1) {
+	} else {
+		json_object_del(ctx->data, "lu"); /* an unanswered create did land */
+	}
+	if (nl > 1) {
 		pvm_log(PVM_LOG_WARNING, &ctx->log,
 		        "boot_disk: %zu logical units named %s (duplicate creates); using the "
 		        "first, the undo or destroy removes them all",
@@ -780,6 +783,7 @@ static void disk_local_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res
 		goto rest;
 	} else {
 		pvm_strlcpy(udid, w.udid, sizeof(udid));
+		json_object_del(ctx->data, "vdisk"); /* an unanswered create did land */
 	}
 	json_object_set_new(ctx->data, "kind", json_string("vdisk"));
 	json_object_set_new(ctx->data, "name", json_string(n->vdisk));
@@ -789,8 +793,14 @@ static void disk_local_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res
 	if (!json_is_true(json_object_get(ctx->data, "uploaded"))) {
 		/* the disk exists: its contents are the image's once this upload ends (a
 		 * repeated upload after a crash writes the same bytes again) */
+		/* a web File create of an attempt that died unanswered may still land: wait
+		 * it out, so the stale-File clean-up of this attempt sees it */
+		if (!pvm_step_send_guard(ctx, "upload", res))
+			goto out;
 		rc = sto_upload(ctx, vs.v[w.vios].uuid, udid, "BROKERED_DISK_IMAGE", n->vdisk, path,
 		                &err);
+		if (rc == 0 || err.http_status > 0)
+			pvm_step_send_answered(ctx, "upload");
 		if (rc == PVM_ENOTFOUND && !err.http_status) {
 			image_missing(res, image_id, "powervm_state_dir/images");
 			goto out;
@@ -985,6 +995,7 @@ static void cfg_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		goto rest;
 	} else {
 		sto_delete_files(ctx, n.media); /* an upload that died before its DELETE */
+		json_object_del(ctx->data, "media");
 	}
 	json_object_set_new(ctx->data, "media", json_string(n.media));
 	json_object_set_new(ctx->data, "vios_uuid", json_string(vs.v[w.vios].uuid));

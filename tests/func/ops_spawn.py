@@ -302,6 +302,15 @@ def scenario(mode, rng):
         check_spawned(st, u4, img_sha)
         run(st, destroy_body(u4, network_info=vif))
         check_gone(st, u4)
+        # cancelled at the gate: undone, ends cancelled
+        r = st.submit(spawn_body(u4, img, network_info=vif, network_plugged_timeout=300))
+        oid = r.json["id"]
+        wait_until(lambda: "started" in (st.op(oid)["checkpoints"].get("network_gate") or {}),
+                   30, "the spawn to wait at the gate")
+        check(st.api("POST", "/v1/operations/%d/cancel" % oid).status == 200, "cancel")
+        op = st.wait_terminal([oid], 60, "cancelled spawn")[oid]
+        check(op["state"] == "cancelled", repr(op))
+        check_gone(st, u4, "cancelled spawn")
         u5 = stacklib.new_uuid(rng)
         t0 = time.monotonic()
         op = run(st, spawn_body(u5, img, network_info=vif, network_plugged_timeout=1.5,
