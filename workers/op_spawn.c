@@ -606,6 +606,13 @@ void spawn_delete_partition(struct pvm_step_ctx *ctx, struct pvm_step_result *re
 
 static void create_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
+	/* Only what this operation created or adopted: a spawn refused before that (a
+	 * params.instance.uuid of another instance, say) must not delete a partition. */
+	if (!json_object_get(ctx->data, "partition_uuid") &&
+	    !json_object_get(ctx->data, "create")) {
+		res->verdict = PVM_STEP_DONE;
+		return;
+	}
 	if (!need_client(ctx, res) || !settle_inflight(ctx, "create", res))
 		return;
 	spawn_delete_partition(ctx, res);
@@ -1259,16 +1266,109 @@ static void on_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 }
 
+/* ---- reconciles: each step reads before it changes, so these say whether its effect is
+ * there (the engine calls them for the steps' jobs; they document the settled state) ---- */
+
+static void found_or_not(struct pvm_step_result *res, int rc, const struct pvm_rest_error *err,
+                         const char *what)
+{
+	if (rc == 0)
+		res->verdict = PVM_STEP_DONE;
+	else if (rc == PVM_ENOTFOUND)
+		pvm_step_wait(res, 0, "not there");
+	else
+		pwr_rest_failure(res, rc, err, what);
+}
+
+static void disk_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
+{
+	struct names n;
+	spawn_names(ctx, &n);
+	struct sto_vioses vs;
+	struct pvm_rest_error err = {0};
+	int rc = sto_vioses(ctx, &vs, &err);
+	struct sto_where w;
+	if (rc == 0 && use_ssp(ctx)) {
+		struct pvm_ssp_ref ref;
+		char uuids[1][40], udids[1][128];
+		size_t nl = 0;
+		rc = pvm_image_ssp_ref(ctx, &ref, &err);
+		if (rc == 0)
+			rc = sto_tier_lus(ctx, ref.tier_uuid, n.lu, uuids, udids, 1, &nl, &err);
+		if (rc == 0 && nl == 0)
+			rc = PVM_ENOTFOUND;
+	} else if (rc == 0) {
+		rc = sto_find_vdisk(ctx, &vs, n.vdisk, &w, &err);
+		if (rc == 0 && !json_is_true(json_object_get(ctx->data, "uploaded")))
+			rc = PVM_ENOTFOUND; /* there, but its contents are not known to be */
+	}
+	sto_vioses_free(&vs);
+	found_or_not(res, rc, &err, "reading the boot disk");
+}
+
+static void cfg_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
+{
+	if (!wants_config_drive(ctx)) {
+		res->verdict = PVM_STEP_DONE;
+		return;
+	}
+	struct names n;
+	spawn_names(ctx, &n);
+	struct sto_vioses vs;
+	struct pvm_rest_error err = {0};
+	struct sto_where w;
+	int rc = sto_vioses(ctx, &vs, &err);
+	if (rc == 0)
+		rc = sto_find_media(ctx, &vs, n.media, &w, &err);
+	sto_vioses_free(&vs);
+	found_or_not(res, rc, &err, "reading the config drive media");
+}
+
+static void map_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
+{
+	/* the mappings are there when mapping them again would send nothing */
+	struct names n;
+	spawn_names(ctx, &n);
+	const char *want[2] = {use_ssp(ctx) ? n.lu : n.vdisk, n.media};
+	size_t nw = wants_config_drive(ctx) ? 2 : 1, seen = 0;
+	struct sto_vioses vs;
+	struct pvm_rest_error err = {0};
+	int rc = sto_vioses(ctx, &vs, &err);
+	for (size_t i = 0; rc == 0 && i < vs.n; i++) {
+		char path[160];
+		snprintf(path, sizeof(path), "uom/VirtualIOServer/%s", vs.v[i].uuid);
+		struct pvm_resp resp = {0};
+		struct pvm_vios_list *l = NULL;
+		rc = pvm_client_get(ctx->client, path, "group=ViosSCSIMapping", sto_req_id(ctx),
+		                    &resp, &err);
+		if (rc == 0)
+			rc = pvm_parse_vios(resp.body, resp.len, resp.etag, &l, &err);
+		pvm_resp_fini(&resp);
+		for (size_t k = 0; rc == 0 && l && k < l->count; k++)
+			for (size_t m = 0; m < l->items[k].n_scsi_mappings; m++) {
+				const struct pvm_vscsi_mapping *x = &l->items[k].scsi_mappings[m];
+				const char *h = x->lpar_href ? strrchr(x->lpar_href, '/') : NULL;
+				if (!h || strcasecmp(h + 1, n.lpar_uuid) != 0 || !x->storage_name)
+					continue;
+				for (size_t j = 0; j < nw; j++)
+					seen += strcmp(x->storage_name, want[j]) == 0;
+			}
+		pvm_vios_list_free(l);
+	}
+	sto_vioses_free(&vs);
+	found_or_not(res, rc ? rc : seen >= nw ? 0 : PVM_ENOTFOUND, &err, "reading the mappings");
+}
+
 /* ---- the table ---- */
 
 static const struct pvm_step_def steps[] = {
         {"create_partition", create_run, create_undo, create_reconcile, spawn_off_or_gone},
-        {"boot_disk", disk_run, disk_undo, NULL, NULL},
+        {"boot_disk", disk_run, disk_undo, disk_reconcile, NULL},
         /* {"vifs", pvm_vif_spawn_run, pvm_vif_spawn_undo, pvm_vif_spawn_reconcile, NULL},
          * {"mgmt_vif", pvm_vif_mgmt_run, pvm_vif_mgmt_undo, NULL, NULL},
          * (workers/vif.h: wired in at merge) */
-        {"config_drive", cfg_run, cfg_undo, NULL, NULL},
-        {"map_storage", map_run, map_undo, NULL, NULL},
+        {"config_drive", cfg_run, cfg_undo, cfg_reconcile, NULL},
+        {"map_storage", map_run, map_undo, map_reconcile, NULL},
         {"network_gate", gate_run, NULL, NULL, NULL},
         {"power_on", on_run, on_undo, pwr_on_reconcile, spawn_off_or_gone},
 };

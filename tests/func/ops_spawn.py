@@ -252,6 +252,12 @@ def scenario(mode, rng):
         check(op["result"]["adopted_partition"] is True and creates(st, lpar_uuid(u1)) == 1,
               "second spawn: %s, creates %d" % (op["result"], creates(st, lpar_uuid(u1))))
         check_spawned(st, u1, img_sha, iso_sha)
+        # params naming another instance: refused, and the existing instance is left alone
+        b = spawn_body(u1, img)
+        b["params"]["instance"]["uuid"] = stacklib.new_uuid(rng)
+        r = st.submit(b)
+        check(r.status == 400 and r.error().get("field") == "params.instance.uuid", repr(r))
+        check_spawned(st, u1, img_sha, iso_sha)
         t0 = time.monotonic()
         op = run(st, destroy_body(u1))
         log("destroy: %.2f s" % (time.monotonic() - t0))
