@@ -337,7 +337,7 @@ def scenario(mode, rng):
             {"method": "*", "path": "/rest/api/uom/VirtualIOServer*", "kind": "vios_busy",
              "rate": 0.25},
             {"method": "POST", "path": "/rest/api/uom/VirtualIOServer/*/VolumeGroup/*",
-             "kind": "412", "first": 4},
+             "kind": "412", "first": 14},
             {"method": "POST", "path": "/rest/api/uom/VirtualIOServer/*", "kind": "412",
              "first": 4},
             {"method": "PUT", "path": "/rest/api/web/File*", "kind": "http_503", "rate": 0.2}],
@@ -358,7 +358,14 @@ def scenario(mode, rng):
             else:
                 check(ops[i]["state"] == "failed", repr(ops[i]))
                 check_gone(st, u, "spawn failed under faults")
-        log("spawns under faults (seed %d): %s" % (seed, sorted(outcomes.values())))
+        faults = {}
+        for e in st.audit():
+            if e.get("outcome", "").startswith("fault"):
+                faults[e["outcome"]] = faults.get(e["outcome"], 0) + 1
+        check(faults.get("fault 412", 0) >= 14 and faults.get("fault vios_busy", 0) > 0,
+              "the faults did not hit: %s" % faults)
+        log("spawns under faults (seed %d): %s; faults %s" % (
+            seed, sorted(outcomes.values()), faults))
         ids = {}
         for u in us:
             r = st.submit(destroy_body(u))
