@@ -380,11 +380,30 @@ def scenario(mode, rng):
               not Sim(st).files, "storage left")
 
 
-def crash(rng, kills=24, instances=4):
+def use_ssp(st):
+    st.kill_powervmd(signal.SIGTERM)
+    with open(os.path.join(st.dir, "powervmd-1.conf"), "a") as f:
+        f.write('powervm_disk_driver = "ssp";\n')
+    st.start_powervmd()
+
+
+def boot_lus(st):
+    """{LU name: count} of the boot LUs (linked clones) in pvmsim."""
+    c = {}
+    for o in st.sim_state()["objects"]:
+        if o["kind"] == "LogicalUnit" and o["props"]["name"].startswith("boot_"):
+            c[o["props"]["name"]] = c.get(o["props"]["name"], 0) + 1
+    return c
+
+
+def crash(rng, kills=24, instances=4, driver="localdisk"):
     """SIGKILL powervmd at random moments while spawns, then destroys and more spawns, run."""
     with ModeStack("ops-spawn-crash", "hmc", job_ms=600, workers=4) as st:
         img = "crash-img"
         img_sha = st.put_image(img, os.urandom(6 * 1024 * 1024))
+        if driver == "ssp":
+            use_ssp(st)
+            make_image_lu(st, img)
         base = set(Sim(st).lpars)
         first = [stacklib.new_uuid(rng) for _ in range(instances)]
         second = [stacklib.new_uuid(rng) for _ in range(instances // 2)]
@@ -449,7 +468,15 @@ def crash(rng, kills=24, instances=4):
                 check_gone(st, u, "destroyed instance")
                 summary[u[:8]] = "destroyed"
             elif sp["state"] == "succeeded":
-                check_spawned(st, u, img_sha, cfg.get(u))
+                if driver == "ssp":
+                    sm = Sim(st)
+                    h = u.replace("-", "").lower()
+                    check(sm.lpars[lpar_uuid(u)]["state"] == "running" and
+                          len(sm.mapped(lpar_uuid(u), "boot_" + h)) == 1 and
+                          (u not in cfg or len(sm.mapped(lpar_uuid(u), names(u)["media"])) == 1),
+                          "ssp instance after kills: %s" % (sm.state(u),))
+                else:
+                    check_spawned(st, u, img_sha, cfg.get(u))
                 summary[u[:8]] = "spawned"
             else:
                 check(sp["state"] == "failed", "spawn after kills: %r" % sp)
@@ -462,7 +489,13 @@ def crash(rng, kills=24, instances=4):
         want_lpars = {lpar_uuid(u) for u in live_full} | base
         check(set(s.lpars) == want_lpars, "partitions %s, want %s" % (set(s.lpars), want_lpars))
         want_disks = {names(u)["vdisk"] for u in live_full}
-        check(set(s.vdisks) == want_disks, "disks %s, want %s" % (set(s.vdisks), want_disks))
+        if driver == "ssp":
+            want_lus = {"boot_" + u.replace("-", "").lower(): 1 for u in live_full}
+            check(boot_lus(st) == want_lus, "boot LUs %s, want %s" % (boot_lus(st), want_lus))
+            want_disks = {"boot_" + u.replace("-", "").lower() for u in live_full}
+        else:
+            check(set(s.vdisks) == want_disks, "disks %s, want %s" % (set(s.vdisks),
+                                                                     want_disks))
         want_media = {names(u)["media"] for u in live_full if u in cfg}
         check(set(s.media) == want_media, "media %s, want %s" % (set(s.media), want_media))
         check(len(s.maps) == len(want_disks) + len(want_media) and
@@ -521,10 +554,7 @@ def make_image_lu(st, image_id, gb=1):
 def ssp(rng):
     """powervm_disk_driver = ssp: the boot disk is a linked clone of the image LU."""
     with ModeStack("ops-spawn-ssp", "hmc", job_ms=JOB_MS, workers=4) as st:
-        st.kill_powervmd(signal.SIGTERM)
-        with open(os.path.join(st.dir, "powervmd-1.conf"), "a") as f:
-            f.write('powervm_disk_driver = "ssp";\n')
-        st.start_powervmd()
+        use_ssp(st)
         img = "ssp-img-%d" % rng.randrange(1 << 30)
         u = stacklib.new_uuid(rng)
         op = run(st, spawn_body(u, img), expect="failed")
@@ -557,7 +587,9 @@ def main():
     for mode in os.environ.get("PVM_OPS_MODES", "hmc novalink").split():
         scenario(mode, rng)
     ssp(rng)
-    crash(rng, kills=int(os.environ.get("PVM_SPAWN_KILLS", "24")))
+    kills = int(os.environ.get("PVM_SPAWN_KILLS", "24"))
+    crash(rng, kills=kills)
+    crash(rng, kills=kills // 2, driver="ssp")
 
 
 if __name__ == "__main__":
