@@ -1179,6 +1179,8 @@ static void map_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 /* ---- network_gate ---- */
 
+#define GATE_LOOK_MS 5000
+
 static void gate_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
 	const json_t *p = ctx->op->params;
@@ -1209,8 +1211,12 @@ static void gate_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 	}
 	int64_t until = (int64_t)json_integer_value(st) + timeout;
 	if (ctx->now_ms < until) {
-		/* parked until the signal (a control request wakes it) or the timeout */
-		pvm_step_wait(res, until, "gate network_plugged");
+		/* Parked until the signal (a control request wakes a waiting operation) or the
+		 * timeout. A signal that arrives while this step runs does not wake it (the
+		 * journal sets it on a running operation without making it due again), so it
+		 * looks again every GATE_LOOK_MS at the latest. */
+		int64_t due = ctx->now_ms + GATE_LOOK_MS;
+		pvm_step_wait(res, due < until ? due : until, "gate network_plugged");
 		return;
 	}
 	if (json_is_true(json_object_get(p, "network_plugged_fatal"))) {
