@@ -522,6 +522,12 @@ def crash(rng, kills=24, instances=4, driver="localdisk"):
               all(m.get("lpar", "").upper() in want_lpars - base and not m.get("orphan")
                   for m in s.maps), "mappings: %s" % s.maps)
         check(not s.files, "web Files left: %s" % s.files)
+        # effects happened once: one partition create per instance, however many kills
+        counts = stacklib.audit_counts(st.audit())
+        for u in first + second + doomed:
+            c = counts.get(lpar_uuid(u), {})
+            check(c.get("created", 0) == 1, "partition of %s created %d times" % (
+                u, c.get("created", 0)))
         log("crash: outcomes %s; %d of %d operations resumed after a kill" % (
             summary, len(recovered), len(ops)))
 
