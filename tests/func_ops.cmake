@@ -3,7 +3,8 @@
 # Label "func":  ctest --test-dir BUILD -L func -R func_ops
 if(TARGET powervmd AND TARGET pvmsim)
   set(PVM_FUNC_OPS_TESTS
-    ops_power:900)
+    ops_power:900
+    ops_spawn:900)
   foreach(entry ${PVM_FUNC_OPS_TESTS})
     string(REPLACE ":" ";" parts ${entry})
     list(GET parts 0 name)

@@ -4,10 +4,20 @@
 #include "pvm/metrics.h"
 
 static const struct pvm_op_type *const all_types[] = {
-        &pvm_op_test_steps,       &pvm_op_test_jobs,        &pvm_op_power_off,
-        &pvm_op_power_on,         &pvm_op_reboot,           &pvm_op_resume_state_on_host_boot,
-        &pvm_op_attach_interface, &pvm_op_detach_interface, &pvm_op_plug_vifs,
-        &pvm_op_unplug_vifs,      &pvm_op_test_vifs,        &pvm_op_cache_image,
+        &pvm_op_test_steps,
+        &pvm_op_test_jobs,
+        &pvm_op_power_off,
+        &pvm_op_power_on,
+        &pvm_op_reboot,
+        &pvm_op_resume_state_on_host_boot,
+        &pvm_op_spawn,
+        &pvm_op_destroy,
+        &pvm_op_attach_interface,
+        &pvm_op_detach_interface,
+        &pvm_op_plug_vifs,
+        &pvm_op_unplug_vifs,
+        &pvm_op_test_vifs,
+        &pvm_op_cache_image,
         &pvm_op_uncache_image,
 };
 

@@ -17,6 +17,8 @@ extern const struct pvm_op_type pvm_op_unplug_vifs;
 extern const struct pvm_op_type pvm_op_test_vifs;
 extern const struct pvm_op_type pvm_op_cache_image;   /* internal: the image API's */
 extern const struct pvm_op_type pvm_op_uncache_image; /* internal: the image API's */
+extern const struct pvm_op_type pvm_op_spawn;
+extern const struct pvm_op_type pvm_op_destroy;
 
 /* Registers every operation type with e. Returns 0 or the first error. */
 int pvm_ops_register_all(struct pvm_engine *e);

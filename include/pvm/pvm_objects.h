@@ -309,8 +309,10 @@ struct pvm_lpar_spec {
 	double proc_units, proc_units_min, proc_units_max; /* 0: vcpus x 0.1, floor 0.05 */
 	int64_t uncapped_weight;                           /* 0: 64; -1: capped */
 	int64_t max_virtual_slots;                         /* 0: 64 */
-	int64_t availability_priority;                     /* 0: 127 */
+	int64_t availability_priority;                     /* 0: 127; -1: 0 */
 	int64_t shared_pool_id;                            /* 0 */
+	const char *compat_mode; /* PendingProcessorCompatibilityMode ("POWER8"), or NULL */
+	int srr;                 /* SimplifiedRemoteRestartCapable: 1 true, -1 false, 0 not sent */
 };
 /* The derived partition UUID of a nova instance UUID: top bit of the first hex digit
  * cleared, upper-cased. out: 37 bytes. Returns 0 or PVM_EINVAL. */
@@ -344,6 +346,10 @@ char *pvm_build_vg_add_vdisk(const char *entry, size_t len, const struct pvm_vdi
                              struct pvm_rest_error *err);
 /* VolumeGroup without the VirtualDisk named name (PVM_ENOTFOUND in err when absent). */
 char *pvm_build_vg_remove_vdisk(const char *entry, size_t len, const char *name,
+                                struct pvm_rest_error *err);
+/* VolumeGroup without the VirtualOpticalMedia named name in its media repository
+ * (PVM_ENOTFOUND in err when absent). */
+char *pvm_build_vg_remove_media(const char *entry, size_t len, const char *name,
                                 struct pvm_rest_error *err);
 
 struct pvm_lu_spec {

@@ -139,7 +139,10 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 		pvm_buf_add(&b, META_EMPTY);
 	}
 	elb(&b, "AllowPerformanceDataCollection", false);
-	eli(&b, "AvailabilityPriority", s->availability_priority ? s->availability_priority : 127);
+	eli(&b, "AvailabilityPriority",
+	    s->availability_priority < 0 ? 0
+	    : s->availability_priority   ? s->availability_priority
+	                                 : 127);
 	sub_open(&b, "PartitionIOConfiguration");
 	eli(&b, "MaximumVirtualIOSlots", s->max_virtual_slots ? s->max_virtual_slots : 64);
 	pvm_buf_add(&b, "</PartitionIOConfiguration>");
@@ -174,6 +177,10 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 	}
 	pvm_buf_add(&b, "</PartitionProcessorConfiguration>");
 	el(&b, "PartitionType", s->type ? s->type : "AIX/Linux");
+	if (s->compat_mode)
+		el(&b, "PendingProcessorCompatibilityMode", s->compat_mode);
+	if (s->srr)
+		elb(&b, "SimplifiedRemoteRestartCapable", s->srr > 0);
 	close_obj(&b, "LogicalPartition");
 	return finish(&b, err);
 }
@@ -438,6 +445,34 @@ char *pvm_build_vg_remove_vdisk(const char *entry, size_t len, const char *name,
 	}
 	if (!hit) {
 		perr(err, PVM_ENOTFOUND, 0, "VolumeGroup has no virtual disk %s", name);
+		xml_free(d);
+		return NULL;
+	}
+	xn_unlink(hit);
+	return edit_close(d, o, NS_UOM, err);
+}
+
+char *pvm_build_vg_remove_media(const char *entry, size_t len, const char *name,
+                                struct pvm_rest_error *err)
+{
+	struct xdoc *d;
+	struct xn *o;
+	if (edit_open(entry, len, "VolumeGroup", &d, &o, err))
+		return NULL;
+	struct xn *hit = NULL;
+	struct xn *repos = xn_child(o, "MediaRepositories");
+	for (struct xn *r = xn_child(repos, "VirtualMediaRepository"); r && !hit;
+	     r = xn_next(r, "VirtualMediaRepository"))
+		for (struct xn *c = xn_child(xn_child(r, "OpticalMedia"), "VirtualOpticalMedia"); c;
+		     c = xn_next(c, "VirtualOpticalMedia")) {
+			const char *mn = xn_text(c, "MediaName");
+			if (mn && !strcmp(mn, name)) {
+				hit = c;
+				break;
+			}
+		}
+	if (!hit) {
+		perr(err, PVM_ENOTFOUND, 0, "VolumeGroup has no virtual optical media %s", name);
 		xml_free(d);
 		return NULL;
 	}
