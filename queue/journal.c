@@ -1204,6 +1204,15 @@ static int apply_update(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 		goto out;
 	if (pvm_op_state_active(op->state)) {
 		int64_t due = u->due_ms != PVM_KEEP ? u->due_ms : op->due_ms;
+		/* A signal or cancel that came while the step ran found nothing to wake: the
+		 * step, which read the operation before it, now parks; make it due at once so
+		 * that its next run sees the mark (a gate would otherwise sleep until its
+		 * own due time). */
+		if ((op->flags & PVM_OPF_KICKED) && u->due_ms != PVM_KEEP) {
+			if (due > now)
+				due = now;
+			op->flags &= ~PVM_OPF_KICKED;
+		}
 		if (op->state == PVM_OP_QUEUED || op->state == PVM_OP_WAITING)
 			rc = relist(q, txn, op, due);
 		else if (u->due_ms != PVM_KEEP)
@@ -1211,6 +1220,8 @@ static int apply_update(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 		if (rc)
 			goto out;
 	}
+	if (!pvm_op_state_active(op->state))
+		op->flags &= ~PVM_OPF_KICKED;
 	op->updated_ms = now;
 	rc = store_op(q, txn, op);
 out:
@@ -1379,6 +1390,8 @@ static int apply_control(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 			op->flags |= PVM_OPF_CANCEL_REQUESTED;
 			if (op->state == PVM_OP_WAITING || op->state == PVM_OP_QUEUED)
 				rc = relist(q, txn, op, now);
+			else
+				op->flags |= PVM_OPF_KICKED; /* a step runs: see apply_update */
 		} else {
 			rc = PVM_ETRANSITION;
 		}
@@ -1389,8 +1402,10 @@ static int apply_control(struct pvm_queue *q, MDB_txn *txn, struct req *r)
 			break;
 		}
 		json_object_set(op->signals, a->name, (json_t *)a->value);
-		if (op->state == PVM_OP_WAITING)
+		if (op->state == PVM_OP_WAITING || op->state == PVM_OP_QUEUED)
 			rc = relist(q, txn, op, now);
+		else
+			op->flags |= PVM_OPF_KICKED; /* a step runs: see apply_update */
 		break;
 	case C_WAKE:
 		if (op->state == PVM_OP_WAITING && op->listed && op->due_ms > now)

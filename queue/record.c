@@ -329,6 +329,8 @@ json_t *pvm_op_to_json(const struct pvm_op *op)
 		json_array_append_new(flags, json_string("secrets_erased"));
 	if (op->flags & PVM_OPF_RECOVERED)
 		json_array_append_new(flags, json_string("recovered"));
+	if (op->flags & PVM_OPF_KICKED)
+		json_array_append_new(flags, json_string("kicked"));
 	return json_pack(
 	        "{s:I, s:s, s:s?, s:s?, s:s?, s:I, s:s, s:s, s:i, s:I, s:I, s:i, s:o, s:s, s:s, "
 	        "s:s?, s:s?, s:s?, s:s?, s:O, s:O, s:O, s:O, s:O, s:s?, s:s?, s:I}",

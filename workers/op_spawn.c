@@ -1182,6 +1182,9 @@ static void map_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 /* ---- network_gate ---- */
 
+/* The signal wakes the gate at once (a signal that arrives while a step runs makes its next
+ * park due: PVM_OPF_KICKED); the gate also looks again this often, so that a partition
+ * deleted behind powervmd's back is noticed while it waits. */
 #define GATE_LOOK_MS 5000
 
 static void gate_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)

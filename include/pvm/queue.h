@@ -50,6 +50,10 @@ enum pvm_op_dir { PVM_DIR_FORWARD = 0, PVM_DIR_REVERT = 1 };
 #define PVM_OPF_HAS_SECRETS      0x2u /* secret params are held in the secrets table */
 #define PVM_OPF_SECRETS_ERASED   0x4u /* they were, and were erased when it ended */
 #define PVM_OPF_RECOVERED        0x8u /* was found running by recovery at least once */
+#define PVM_OPF_KICKED                                                                             \
+	0x10u /* a signal or cancel arrived while a step ran: the
+					  step's next park comes due at once, so the mark is
+					  acted on without waiting for the park's due time */
 
 /* "queued", "running", ...; "?" for a value out of range. */
 const char *pvm_op_state_name(enum pvm_op_state s);

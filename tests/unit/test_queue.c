@@ -1346,7 +1346,10 @@ static void test_queue_signal(void **state)
 	assert_true(json_equal(json_object_get(op->signals, "force_complete"), obj));
 	pvm_op_free(op);
 
-	/* Waiting: due now. */
+	/* Waiting: due now. (The signal above came while it ran: its park is due at once,
+	 * test_queue_mark_while_running; the second park is not.) */
+	assert_rc(set_state(f->q, id, PVM_OP_WAITING), 0);
+	pvm_op_free(claim_ok(f->q, pvm_now_ms()));
 	assert_rc(set_state(f->q, id, PVM_OP_WAITING), 0);
 	claim_none(f->q, pvm_now_ms());
 	json_t *v2 = json_integer(2);
@@ -1366,6 +1369,43 @@ static void test_queue_signal(void **state)
 	json_decref(t);
 	json_decref(obj);
 	json_decref(v2);
+	assert_verify_clean(f->q);
+}
+
+/* A signal or cancel that arrives while a step runs (state running, or reverting) makes the
+ * step's next park due at once: the step read the operation before the mark came. */
+static void test_queue_mark_while_running(void **state)
+{
+	struct fx *f = *state;
+	json_t *t = json_true();
+	uint64_t id = sub_alone(f->q);
+	drive_to(f->q, id, PVM_OP_RUNNING);
+	assert_rc(pvm_queue_signal(f->q, id, "network_plugged", t), 0);
+	struct pvm_op *op = get_op(f->q, id);
+	assert_true(op->flags & PVM_OPF_KICKED);
+	pvm_op_free(op);
+	/* the step parks for 10 hours: due now instead, the mark cleared */
+	assert_rc(set_state(f->q, id, PVM_OP_WAITING), 0);
+	op = claim_ok(f->q, pvm_now_ms());
+	assert_int_equal(op->id, id);
+	assert_false(op->flags & PVM_OPF_KICKED);
+	assert_true(json_equal(json_object_get(op->signals, "network_plugged"), t));
+	pvm_op_free(op);
+	/* a park without a new mark keeps its due time */
+	assert_rc(set_state(f->q, id, PVM_OP_WAITING), 0);
+	claim_none(f->q, pvm_now_ms());
+
+	/* cancel of a running step: the same */
+	uint64_t id2 = sub_alone(f->q);
+	drive_to(f->q, id2, PVM_OP_RUNNING);
+	enum pvm_op_state st;
+	assert_rc(pvm_queue_cancel(f->q, id2, &st), 0);
+	assert_rc(set_state(f->q, id2, PVM_OP_WAITING), 0);
+	op = claim_ok(f->q, pvm_now_ms());
+	assert_int_equal(op->id, id2);
+	assert_true(op->flags & PVM_OPF_CANCEL_REQUESTED);
+	pvm_op_free(op);
+	json_decref(t);
 	assert_verify_clean(f->q);
 }
 
@@ -3270,6 +3310,7 @@ int main(void)
 	        T(test_queue_running_never_claimed_twice),
 	        T(test_queue_cancel),
 	        T(test_queue_signal),
+	        T(test_queue_mark_while_running),
 	        T(test_queue_wake),
 	        T(test_queue_retry),
 	        T(test_queue_purge),
