@@ -240,6 +240,12 @@ class Stack:
         self.pids = set()  # every daemon pid seen, reaped at the end
         self.failed = True
 
+    def ndaemons(self):
+        """How many powervmd the stack runs (known once it is up; 8 at most before)."""
+        if getattr(self, "socks", None):
+            return len(self.socks)
+        return self.daemons or 8
+
     # ---- life cycle ----
     def _stack(self, *args, timeout=120):
         env = dict(os.environ, PVM_BUILD_DIR=BUILD)
@@ -295,7 +301,7 @@ class Stack:
             _reap(pid)
         if self.failed:
             log("stack directory kept for inspection: %s" % self.dir)
-            for f in ["powervmd-%d.log" % n for n in range(1, self.daemons + 1)] + [
+            for f in ["powervmd-%d.log" % n for n in range(1, self.ndaemons() + 1)] + [
                     "pvmsim.log"]:
                 p = os.path.join(self.dir, f)
                 if os.path.exists(p):
@@ -306,7 +312,7 @@ class Stack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def note_pids(self):
-        for f in ["powervmd-%d.pid" % n for n in range(1, self.daemons + 1)] + ["pvmsim.pid"]:
+        for f in ["powervmd-%d.pid" % n for n in range(1, self.ndaemons() + 1)] + ["pvmsim.pid"]:
             try:
                 with open(os.path.join(self.dir, f)) as fh:
                     self.pids.add(int(fh.read().strip()))
