@@ -11,7 +11,7 @@ OPTS = [
     cfg.StrOpt("api_socket", default="/run/powervmd/api.sock",
                help="Path of powervmd's API Unix socket (powervm_api_socket in "
                     "powervmd.conf)."),
-    cfg.FloatOpt("request_timeout", default=60.0, min=1.0,
+    cfg.FloatOpt("request_timeout", default=60.0, min=0.1,
                  help="Seconds a single API request (connect, send, answer) may take "
                       "before the shim reports powervmd as unreachable. Long-polls add "
                       "their wait to it."),

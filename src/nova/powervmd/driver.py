@@ -735,7 +735,7 @@ class PowerVMDriver(driver.ComputeDriver):
             extra_md["admin_pass"] = admin_password
         inst_md = instance_metadata.InstanceMetadata(
             instance, content=injected_files, extra_md=extra_md,
-            network_info=network_info, request_context=context)
+            network_info=network_info)
         tmp = tempfile.mkdtemp(prefix="powervmd-cfg-")
         try:
             iso = os.path.join(tmp, "cfg.iso")
