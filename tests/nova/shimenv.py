@@ -30,7 +30,9 @@ def _install():
 
 
 def import_shim():
-    """Installs (once) and imports nova.virt.powervmd; returns the module."""
+    """Installs (once) and imports nova.virt.powervmd; returns the module. eventlet's
+    monkey-patching comes first, as in nova-compute (nova/cmd/__init__.py)."""
+    import nova.monkey_patch  # noqa: F401
     import nova.virt
     target = os.environ.get("_PVM_SHIM_INSTALLED")
     if not target:

@@ -138,13 +138,13 @@ class Client:
     """powervmd's API. socket_path: powervm_api_socket; timeout: seconds per request
     (long-polls add their wait); long_poll: seconds of each GET ?wait=."""
 
-    def __init__(self, socket_path, timeout=60.0, long_poll=60.0, sleep=time.sleep,
-                 clock=time.monotonic):
+    def __init__(self, socket_path, timeout=60.0, long_poll=60.0, sleep=None, clock=None):
         self.socket_path = socket_path
         self.timeout = float(timeout)
         self.long_poll = float(long_poll)
-        self._sleep = sleep
-        self._clock = clock
+        # looked up at call time: eventlet's green sleep once nova-compute monkey-patched
+        self._sleep = sleep or (lambda s: time.sleep(s))
+        self._clock = clock or (lambda: time.monotonic())
 
     # ---- transport ----
     def request(self, method, path, body=None, headers=None, timeout=None, ok404=False):

@@ -74,12 +74,12 @@ class LifecycleEvents:
     (gone); get_instance(partition_uuid) -> a nova instance (uuid, power_state,
     task_state) or None; emit(event). Not thread-safe: one green thread drives it."""
 
-    def __init__(self, delay, get_state, get_instance, emit, clock=time.monotonic):
+    def __init__(self, delay, get_state, get_instance, emit, clock=None):
         self.delay = float(delay)
         self._get_state = get_state
         self._get_instance = get_instance
         self._emit = emit
-        self._clock = clock
+        self._clock = clock or (lambda: time.monotonic())
         self.pending = {}  # partition UUID (upper case) -> due time
         self.emitted = 0
         self.replaced = 0
@@ -134,14 +134,16 @@ class EventListener:
     health check every health_interval. stop() ends it at its next wake-up."""
 
     def __init__(self, client, lifecycle, health_check, health_interval, long_poll,
-                 clock=time.monotonic, sleep=time.sleep):
+                 clock=None, sleep=None):
         self._client = client
         self.lifecycle = lifecycle
         self._health_check = health_check
         self._health_interval = float(health_interval)
         self._long_poll = float(long_poll)
-        self._clock = clock
-        self._sleep = sleep
+        # looked up at call time: time.sleep is eventlet's green one once nova-compute
+        # has monkey-patched, whenever this module was imported
+        self._clock = clock or (lambda: time.monotonic())
+        self._sleep = sleep or (lambda s: time.sleep(s))
         self._stopped = False
         self.after = 0
         self.resyncs = 0

@@ -1,0 +1,224 @@
+"""The shim against a real powervmd + pvmsim (scripts/stack, HMC mode): the power
+operations, reads, idempotency, exceptions, lifecycle events with the reboot ordering
+guard, init_host's reconcile, and the service disabled while powervmd is down and enabled
+again when it returns. Partitions are made with the test_steps operation (the stack
+enables test operations), so these run before powervmd has spawn.
+"""
+import os
+import random
+
+import shimenv
+
+shim = shimenv.import_shim()
+
+from nova.compute import power_state  # noqa: E402
+from nova.compute import vm_states  # noqa: E402
+from nova import context as nova_context  # noqa: E402
+from nova import exception  # noqa: E402
+from nova import objects  # noqa: E402
+from nova import test  # noqa: E402
+from nova.virt import event as virtevent  # noqa: E402
+from nova.virt import fake  # noqa: E402
+
+from nova.virt.powervmd import driver as pvm_driver  # noqa: E402
+
+stacklib = shimenv.stacklib
+check, wait_until = stacklib.check, stacklib.wait_until
+
+
+class ShimStackTestCase(test.TestCase):
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.rng, cls.seed = stacklib.seed_rng("shim stack tests")
+        cls.stack = shimenv.ModeStack("shim-stack", "hmc", job_ms=200, workers=4)
+        cls.stack.up()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack is not None:
+            cls.stack.failed = bool(os.environ.get("PVM_KEEP_STACK"))
+            cls.stack.down()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if not self.stack.healthy():  # a test that killed powervmd failed half-way
+            self.stack.start_powervmd()
+        self.flags(api_socket=self.stack.sock, request_timeout=20.0, long_poll=5.0,
+                   event_delay=0.3, health_interval=0.3, group="powervmd")
+        self.events = []
+        self.drv = pvm_driver.PowerVMDriver(fake.FakeVirtAPI())
+        self.drv.register_event_listener(self.events.append)
+        self.addCleanup(self.drv.cleanup_host, "myhost")
+        self.ctxt = nova_context.get_admin_context()
+        self.ctxt.update_store()  # the current context, as nova's RPC layer sets it
+
+    # ---- helpers ----
+    def new_uuid(self, high):
+        """A fresh instance UUID; high: its first hex digit >= 8, so that the partition
+        UUID differs from it (the top bit is cleared)."""
+        u = stacklib.new_uuid(self.rng)
+        first = self.rng.choice("89abcdef" if high else "01234567")
+        return first + u[1:]
+
+    def nova_instance(self, uuid, ps=power_state.SHUTDOWN, task_state=None):
+        inst = objects.Instance(context=self.ctxt, uuid=uuid, project_id="p", user_id="u",
+                                host="myhost", power_state=ps, vm_state=vm_states.ACTIVE,
+                                task_state=task_state, display_name="vm-%s" % uuid[:8],
+                                hostname="vm-%s" % uuid[:8])
+        inst.create()
+        return inst
+
+    def partition(self, uuid):
+        r = self.stack.submit({"type": "test_steps", "instance_uuid": uuid, "params": {}})
+        check(r.status == 202, "test_steps: %r" % r)
+        op = self.stack.wait_terminal([r.json["id"]], 60, "test_steps")[r.json["id"]]
+        check(op["state"] == "succeeded", "test_steps: %s" % op["error"])
+        return "pvmtest-" + uuid[:8]
+
+    def lpar_state(self, uuid):
+        return self.stack.partitions().get(stacklib.lpar_uuid(uuid))
+
+    def ops_of(self, uuid, op_type):
+        return self.stack.list_ops(instance=uuid, type=op_type)
+
+    def api_op(self, op_type, uuid, **params):
+        p = {"instance": {"uuid": uuid}}
+        p.update(params)
+        r = self.stack.submit({"type": op_type, "instance_uuid": uuid, "params": p})
+        check(r.status == 202, "%s: %r" % (op_type, r))
+        return r.json["id"]
+
+    # ---- tests ----
+    def test_power_operations(self):
+        uuid = self.new_uuid(high=True)
+        name = self.partition(uuid)
+        inst = self.nova_instance(uuid)
+        self.assertEqual("not activated", self.lpar_state(uuid))
+
+        self.drv.power_on(self.ctxt, inst, [])
+        self.assertEqual("running", self.lpar_state(uuid))
+        wait_until(lambda: self.drv.get_info(inst).state == power_state.RUNNING, 20,
+                   "get_info to say RUNNING")
+        self.drv.power_on(self.ctxt, inst, [])  # the same request again: no new operation
+        self.assertEqual(1, len(self.ops_of(uuid, "power_on")))
+
+        self.drv.power_off(inst, timeout=10, retry_interval=2)
+        self.assertEqual("not activated", self.lpar_state(uuid))
+        op = self.ops_of(uuid, "power_off")[0]
+        self.assertEqual(10, op["params"]["timeout"])
+        self.assertEqual(self.ctxt.global_id, op["request_id"])
+
+        self.drv.reboot(self.ctxt, inst, [], "HARD")  # off: powered on, as nova expects
+        self.assertEqual("running", self.lpar_state(uuid))
+        ctx2 = nova_context.get_admin_context()
+        self.drv.reboot(ctx2, inst, [], "SOFT")
+        self.assertEqual("running", self.lpar_state(uuid))
+        self.assertEqual(2, len(self.ops_of(uuid, "reboot")))
+
+        ctx3 = nova_context.get_admin_context()
+        ctx3.update_store()
+        self.drv.power_off(inst, timeout=0)
+        self.assertEqual("not activated", self.lpar_state(uuid))
+        inst.power_state = power_state.RUNNING  # what nova recorded before the host boot
+        self.drv.resume_state_on_host_boot(ctx3, inst, [])
+        self.assertEqual("running", self.lpar_state(uuid))
+
+        self.assertIn(name, self.drv.list_instances())
+        self.assertIn(uuid, self.drv.list_instance_uuids())
+        self.assertTrue(self.drv.instance_exists(inst))
+
+    def test_errors(self):
+        ghost = objects.Instance(uuid=self.new_uuid(high=False), power_state=1)
+        self.assertRaises(exception.InstanceNotFound, self.drv.power_on, self.ctxt, ghost,
+                          [])
+        self.assertRaises(exception.InstanceNotFound, self.drv.get_info, ghost)
+        self.assertFalse(self.drv.instance_exists(ghost))
+        e = self.assertRaises(exception.InstanceRebootFailure, self.drv.reboot, self.ctxt,
+                              ghost, [], "WARM")
+        self.assertIn("params.reboot_type", str(e))
+
+    def test_resources(self):
+        nodes = self.drv.get_available_nodes()
+        host = self.stack.api("GET", "/v1/host").json
+        self.assertEqual([host["hypervisor_hostname"]], nodes)
+        res = self.drv.get_available_resource(nodes[0])
+        self.assertEqual((host["vcpus"], host["memory_mb"], host["memory_mb_used"]),
+                         (res["vcpus"], res["memory_mb"], res["memory_mb_used"]))
+
+    def test_lifecycle_events_and_reboot_ordering(self):
+        uuid = self.new_uuid(high=True)
+        self.partition(uuid)
+        inst = self.nova_instance(uuid, ps=power_state.SHUTDOWN)
+        self.drv.init_host("myhost")
+        # started outside nova: one STARTED event
+        self.api_op("power_on", uuid)
+        wait_until(lambda: any(e.uuid == uuid for e in self.events), 30,
+                   "a lifecycle event for %s" % uuid)
+        evs = [e for e in self.events if e.uuid == uuid]
+        self.assertEqual([virtevent.EVENT_LIFECYCLE_STARTED], [e.transition for e in evs])
+
+        # nova now records RUNNING; a reboot's stop and start within the delay: no event
+        inst.power_state = power_state.RUNNING
+        inst.save()
+        self.flags(event_delay=6.0, group="powervmd")
+        self.drv.cleanup_host("myhost")
+        self.drv.init_host("myhost")
+        life = self.drv._listener.lifecycle
+        del self.events[:]
+        op_id = self.api_op("reboot", uuid, reboot_type="HARD")
+        op = self.stack.wait_terminal([op_id], 60, "reboot")[op_id]
+        self.assertEqual("succeeded", op["state"])
+        wait_until(lambda: life.replaced >= 1 and not life.pending, 60,
+                   "the reboot's partition events to be settled")
+        self.assertEqual([], [e for e in self.events if e.uuid == uuid],
+                         "a reboot must not reach nova as stop/start")
+
+    def test_init_host_reconciles(self):
+        unknown = self.new_uuid(high=False)
+        r = self.stack.submit({"type": "test_steps", "instance_uuid": unknown,
+                               "params": {"gate": True}})
+        self.assertEqual(202, r.status)
+        op_id = r.json["id"]
+        wait_until(lambda: self.stack.op(op_id)["state"] == "waiting", 30,
+                   "the gated operation to wait")
+        self.drv.init_host("myhost")
+        op = self.stack.wait_terminal([op_id], 60, "the reconciled operation")[op_id]
+        self.assertEqual("cancelled", op["state"])
+
+    def test_service_disabled_while_powervmd_is_down(self):
+        svc = objects.Service(context=self.ctxt, host="myhost", binary="nova-compute",
+                              topic="compute")
+        svc.create()
+        self.drv.init_host("myhost")
+
+        def service():
+            return objects.Service.get_by_compute_host(self.ctxt, "myhost")
+        self.assertFalse(service().disabled)
+        self.stack.kill_powervmd()
+        try:
+            wait_until(lambda: service().disabled, 30, "the service to be disabled")
+            self.assertTrue(service().disabled_reason.startswith(
+                "AUTO: powervmd is unreachable"), service().disabled_reason)
+            self.assertRaises(exception.HypervisorUnavailable, self.drv.list_instances)
+        finally:
+            self.stack.start_powervmd()
+        wait_until(lambda: not service().disabled, 60, "the service to be enabled again")
+        self.assertIsNone(service().disabled_reason)
+        # an operator's disablement is never undone by the health check
+        s = service()
+        s.disabled, s.disabled_reason = True, "operator maintenance"
+        s.save()
+        self.stack.kill_powervmd()
+        try:
+            wait_until(lambda: self.drv.health["ok"] is False, 30, "the shim to see it")
+        finally:
+            self.stack.start_powervmd()
+        wait_until(lambda: self.drv.health["ok"] is True, 60, "the shim to see it back")
+        self.assertEqual("operator maintenance", service().disabled_reason)
+
+
+assert random
