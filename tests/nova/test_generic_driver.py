@@ -158,6 +158,7 @@ class PowerVMDGenericDriverTestCase(generic._VirtDriverTestCase, test.TestCase):
         self.connection = importutils.import_object(self.driver_module, fake.FakeVirtAPI())
         self.addCleanup(self.connection.cleanup_host, "myhostname")
         self._raw_image()
+        self._pvm_sea_network_info()
         self._spawned = []
         spawn = self.connection.spawn
 
@@ -175,6 +176,20 @@ class PowerVMDGenericDriverTestCase(generic._VirtDriverTestCase, test.TestCase):
                    os_hash_algo="sha256", os_hash_value=hashlib.sha256(data).hexdigest(),
                    checksum=hashlib.md5(data).hexdigest())
         self.image_service._imagedata[IMAGE_ID] = data
+
+    def _pvm_sea_network_info(self):
+        """The generic network_info is an OVS port (vif type "ovs", VLAN on the network);
+        on a PowerVM host neutron binds ports as "pvm_sea" (networking-powervm's SEA agent),
+        the one vif type powervmd plugs: the ports are bound so, everything else kept."""
+        from nova.tests.unit import utils as test_utils
+        orig = test_utils.get_test_network_info
+
+        def pvm_sea(count=1):
+            nw = orig(count)
+            for vif in nw:
+                vif["type"] = "pvm_sea"
+            return nw
+        self.stub_out("nova.tests.unit.utils.get_test_network_info", pvm_sea)
 
     def _destroy_spawned(self):
         if "destroy" not in self.known_types:

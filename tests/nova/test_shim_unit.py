@@ -589,6 +589,29 @@ class TestSpawn(ShimTestCase):
         self.drv.ensure_image(self.ctxt, self.image_meta)
         self.assertEqual({}, self.daemon.uploads)
 
+    def test_concurrent_upload_of_the_same_image_is_waited_for(self):
+        busy = []
+
+        def handler(req):
+            if req.method == "PUT" and not busy:
+                busy.append(req)  # another spawn streams this image right now
+                return 409, {"error": {"code": "conflict", "message": "upload running"}}
+            if req.method == "GET" and req.path.startswith("/v1/images/") and busy:
+                self.daemon.images.add(self.image_meta.id)  # the other upload ended
+            return self.daemon(req)
+        self.fake.handler = handler
+        self.assertEqual("cached", self.drv.ensure_image(self.ctxt, self.image_meta))
+        self.assertEqual(1, len(self.fake.of("PUT", "/v1/images/")))
+        self.assertEqual("%g" % 1.0, busy[0].query["wait"])
+
+    def test_image_cached_with_another_digest_fails(self):
+        self.fake.handler = lambda r: (404, {"error": {"code": "not_found", "message": "x"}}) \
+            if r.method == "GET" else (409, {"error": {"code": "conflict", "message": "other",
+                                                       "sha256": "ab" * 32}})
+        e = self.assertRaises(exception.InstanceDeployFailure, self.drv.ensure_image,
+                              self.ctxt, self.image_meta)
+        self.assertIn("other", str(e))
+
     def test_non_raw_image_refused(self):
         self.image_meta.disk_format = "qcow2"
         self.assertRaises(exception.ImageUnacceptable, self.drv.spawn, self.ctxt,

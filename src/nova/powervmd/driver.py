@@ -709,18 +709,46 @@ class PowerVMDriver(driver.ComputeDriver):
         if algo and value:
             headers = {"os_hash_algo": algo, "os_hash_value": value}
         size = meta.get("size") or None
-        path = "/v1/images/%s" % image_id
-        with pvm_exc.translate("spawn"):
+        path = "/v1/images/%s?wait=%g" % (image_id, min(300.0, CONF.powervmd.long_poll))
+        limit = CONF.powervmd.operation_timeout or 3600
+        start = time.monotonic()
+        delay = 2.0
+        while True:
+            try:
+                return self._upload_image(context, image_id, path, headers, size)
+            except pvm_client.ApiError as e:
+                # 409 conflict: another spawn on this host streams the same image now
+                # (uploads of one id are exclusive); wait for it, then look again
+                other_digest = ((e.body or {}).get("error") or {}).get("sha256")
+                if e.status != 409 or e.code != "conflict" or other_digest or \
+                        time.monotonic() - start > limit:
+                    raise pvm_exc.from_api_error("spawn", None, e) from e
+            LOG.info("powervmd: image %s is being uploaded by another request: waiting",
+                     image_id)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 15.0)
+            with pvm_exc.translate("spawn"):
+                if self.client.image_cached(image_id):
+                    return "cached"
+
+    def _upload_image(self, context, image_id, path, headers, size):
+        try:
             up = self.client.upload(path, headers=headers, length=size)
-            try:
-                self.image_api.download(context, image_id, data=up)
-            except Exception:
-                up.abort()
-                raise
-            try:
-                status, body = up.finish()
-            except ValueError as e:
-                raise exception.ImageUnacceptable(image_id=image_id, reason=str(e))
+        except pvm_client.PowerVMDUnreachable as e:
+            raise pvm_exc.from_unreachable(e) from e
+        try:
+            self.image_api.download(context, image_id, data=up)
+        except pvm_client.PowerVMDUnreachable as e:
+            raise pvm_exc.from_unreachable(e) from e
+        except Exception:
+            up.abort()
+            raise
+        try:
+            status, body = up.finish()
+        except ValueError as e:
+            raise exception.ImageUnacceptable(image_id=image_id, reason=str(e))
+        except pvm_client.PowerVMDUnreachable as e:
+            raise pvm_exc.from_unreachable(e) from e
         LOG.info("powervmd: image %s uploaded (%d bytes, %s)", image_id, up.sent, status)
         if status == 202 and body and body.get("operation"):
             self.finish_operation("spawn", None, body["operation"])
@@ -793,7 +821,7 @@ class PowerVMDriver(driver.ComputeDriver):
             "config_drive": bool(want_cd),
             # powervmd's own gate: a little longer than the shim's wait, so that it opens
             # (or fails) by itself only when the shim is gone.
-            "network_plugged_timeout": (timeout + 60) if events else 0,
+            "network_plugged_timeout": min(3600, timeout + 60) if events else 0,
             "network_plugged_fatal": bool(CONF.vif_plugging_is_fatal),
         }
         rid = self._request_id(context)

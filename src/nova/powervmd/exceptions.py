@@ -28,7 +28,7 @@ class OperationFailed(exception.NovaException):
 # Error codes of powervmd operations (error_code) that mean "no such partition".
 NOT_FOUND_CODES = ("instance_not_found",)
 # Error codes of a spawn that failed waiting for neutron (network_plugged gate).
-VIF_CODES = ("network_plugged_timeout", "vif_plug_timeout", "network_plugged_failed")
+VIF_CODES = ("vif_plug_timeout", "vif_plug_failed")
 
 
 def _failure(op_type, uuid, reason):
