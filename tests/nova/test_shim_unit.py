@@ -231,7 +231,17 @@ class TestIdempotency(ShimTestCase):
                                                       "port-9")
         self.assertEqual("nova:req-1:attach_interface:%s:port-9" % UUID, k)
         self.assertLessEqual(len(pvm_driver.PowerVMDriver.idempotency_key(
-            "r" * 300, "x", UUID)), 255)
+            "r" * 300, "x", UUID, params={"a": 1})), 255)
+        key = pvm_driver.PowerVMDriver.idempotency_key
+        inst = {"uuid": UUID, "power_state": 1}
+        a = key("req-1", "destroy", UUID, params={"instance": inst, "network_info": []})
+        b = key("req-1", "destroy", UUID, params={"instance": dict(inst, power_state=4),
+                                                  "network_info": []})
+        c = key("req-1", "destroy", UUID, params={"instance": inst,
+                                                  "network_info": [{"id": "p"}]})
+        self.assertEqual(a, b, "the instance's moving states are not part of the key")
+        self.assertNotEqual(a, c, "other arguments are another call")
+        self.assertTrue(a.startswith("nova:req-1:destroy:%s:" % UUID))
 
     def test_same_call_twice_is_one_operation(self):
         self.drv.reboot(self.ctxt, self.inst, [], "SOFT")
@@ -253,7 +263,8 @@ class TestIdempotency(ShimTestCase):
         # power_off has no context argument: the one nova's RPC layer made current is used
         nova_context.RequestContext("u", "p", request_id="req-current", overwrite=True)
         self.drv.power_off(self.inst)
-        self.assertEqual("nova:req-current:power_off:%s" % UUID, self.daemon.ops[1]["key"])
+        self.assertTrue(self.daemon.ops[1]["key"].startswith(
+            "nova:req-current:power_off:%s:" % UUID), self.daemon.ops[1]["key"])
 
     def test_targets_differ_per_port(self):
         vif = {"id": "port-1", "address": "aa:bb:cc:dd:ee:01", "type": "ovs",
@@ -261,7 +272,7 @@ class TestIdempotency(ShimTestCase):
         self.drv.attach_interface(self.ctxt, self.inst, None, vif)
         self.drv.attach_interface(self.ctxt, self.inst, None, dict(vif, id="port-2"))
         self.assertEqual(2, len(self.daemon.ops))
-        self.assertTrue(self.daemon.ops[1]["key"].endswith(":port-1"))
+        self.assertIn(":port-1:", self.daemon.ops[1]["key"])
         self.assertEqual(7, self.daemon.ops[1]["params"]["vif"]["details"]["vlan"])
 
 

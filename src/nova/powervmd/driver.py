@@ -21,6 +21,7 @@ Installed as nova/virt/powervmd/ (scripts/install-shim), loaded with
 Everything blocking goes through the standard socket module (client.py), green under
 nova-compute's eventlet.
 """
+import hashlib
 import json
 import logging
 import os
@@ -256,12 +257,19 @@ class PowerVMDriver(driver.ComputeDriver):
         return "req-shim-%s" % uuidlib.uuid4()
 
     @staticmethod
-    def idempotency_key(request_id, op_type, instance_uuid, target=None):
+    def idempotency_key(request_id, op_type, instance_uuid, target=None, params=None):
         """nova's request id, the type, the instance and the target: the same call made
-        again maps to the same operation."""
+        again maps to the same operation. The call's other arguments (params without the
+        instance, whose power and task states move) add a short digest, so that one nova
+        request making the same call twice with other arguments (destroy with and without
+        network_info) gets two operations instead of a 409."""
         key = "nova:%s:%s:%s" % (request_id, op_type, instance_uuid)
         if target:
             key += ":%s" % target
+        rest = {k: v for k, v in (params or {}).items() if k != "instance"}
+        if rest:
+            digest = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode())
+            key = key[:240] + ":" + digest.hexdigest()[:12]
         return key[:255]
 
     def _instance_params(self, instance):
@@ -283,7 +291,7 @@ class PowerVMDriver(driver.ComputeDriver):
         raises the nova exception of its failure. on_submitted(op_id) runs between."""
         iuuid = _uuid(instance) if instance is not None else None
         rid = self._request_id(context)
-        key = self.idempotency_key(rid, op_type, iuuid, target)
+        key = self.idempotency_key(rid, op_type, iuuid, target, params)
         with pvm_exc.translate(op_type, iuuid):
             op_id, existing = self.client.submit(op_type, iuuid, params, key,
                                                  request_id=rid, deadline_s=deadline_s)
@@ -620,7 +628,8 @@ class PowerVMDriver(driver.ComputeDriver):
             try:
                 op_id, _ = self.client.submit(
                     "reboot", iuuid, params,
-                    self.idempotency_key(rid, "reboot", iuuid, "poll"), request_id=rid)
+                    self.idempotency_key(rid, "reboot", iuuid, "poll", params),
+                    request_id=rid)
                 LOG.warning("powervmd: instance %s stuck rebooting (%s): HARD reboot is "
                             "operation %d", iuuid, inst.get("state"), op_id)
             except (pvm_client.PowerVMDUnreachable, pvm_client.ApiError) as e:
@@ -825,7 +834,7 @@ class PowerVMDriver(driver.ComputeDriver):
             "network_plugged_fatal": bool(CONF.vif_plugging_is_fatal),
         }
         rid = self._request_id(context)
-        key = self.idempotency_key(rid, "spawn", iuuid)
+        key = self.idempotency_key(rid, "spawn", iuuid, params=params)
         op_id = None
         try:
             with self.virtapi.wait_for_instance_event(
