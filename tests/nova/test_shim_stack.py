@@ -4,8 +4,11 @@ guard, init_host's reconcile, and the service disabled while powervmd is down an
 again when it returns. Partitions are made with the test_steps operation (the stack
 enables test operations), so these run before powervmd has spawn.
 """
+import hashlib
+import json
 import os
 import random
+from unittest import mock
 
 import shimenv
 
@@ -17,6 +20,7 @@ from nova import context as nova_context  # noqa: E402
 from nova import exception  # noqa: E402
 from nova import objects  # noqa: E402
 from nova import test  # noqa: E402
+from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.virt import event as virtevent  # noqa: E402
 from nova.virt import fake  # noqa: E402
 
@@ -64,11 +68,11 @@ class ShimStackTestCase(test.TestCase):
         first = self.rng.choice("89abcdef" if high else "01234567")
         return first + u[1:]
 
-    def nova_instance(self, uuid, ps=power_state.SHUTDOWN, task_state=None):
+    def nova_instance(self, uuid, ps=power_state.SHUTDOWN, task_state=None, **more):
         inst = objects.Instance(context=self.ctxt, uuid=uuid, project_id="p", user_id="u",
                                 host="myhost", power_state=ps, vm_state=vm_states.ACTIVE,
                                 task_state=task_state, display_name="vm-%s" % uuid[:8],
-                                hostname="vm-%s" % uuid[:8])
+                                hostname="vm-%s" % uuid[:8], **more)
         inst.create()
         return inst
 
@@ -219,6 +223,66 @@ class ShimStackTestCase(test.TestCase):
             self.stack.start_powervmd()
         wait_until(lambda: self.drv.health["ok"] is True, 60, "the shim to see it back")
         self.assertEqual("operator maintenance", service().disabled_reason)
+
+
+    def test_spawn_config_drive_interfaces_destroy(self):
+        need = {"spawn", "destroy", "attach_interface", "detach_interface"}
+        missing = need - self.stack.known_types()
+        if missing:
+            reason = "PENDING DAEMON: powervmd has no %s operation yet" % ", ".join(
+                sorted(missing))
+            if os.environ.get("PVM_SHIM_REQUIRE_ALL"):
+                self.fail(reason)
+            self.skipTest(reason)
+        glance = self.useFixture(nova_fixtures.GlanceFixture(self))
+        image_id = "cedef40a-ed67-4d10-800e-17455edce175"
+        data = bytes(self.rng.getrandbits(8) for _ in range(4096)) * 64
+        glance.images[image_id].update(
+            disk_format="raw", container_format="bare", size=len(data),
+            os_hash_algo="sha256", os_hash_value=hashlib.sha256(data).hexdigest())
+        glance._imagedata[image_id] = data
+        uuid = self.new_uuid(high=True)
+        flavor = objects.Flavor(name="tiny", flavorid="t1", memory_mb=512, vcpus=1,
+                                root_gb=1, ephemeral_gb=0, swap=0, extra_specs={})
+        inst = self.nova_instance(uuid, ps=power_state.NOSTATE, flavor=flavor,
+                                  old_flavor=None, new_flavor=None, config_drive="True",
+                                  metadata={}, system_metadata={})
+        image_meta = objects.ImageMeta.from_dict(
+            {k: v for k, v in glance.images[image_id].items()
+             if k not in ("os_hash_algo", "os_hash_value")})
+
+        def make_drive(cdb, path):
+            with open(path, "wb") as f:
+                f.write(b"CD001" + json.dumps(sorted(p for p, _ in cdb.mdfiles)).encode())
+        with mock.patch("nova.virt.configdrive.ConfigDriveBuilder.make_drive", make_drive), \
+                mock.patch("nova.network.security_group_api.get_instance_security_groups",
+                           return_value=[]):
+            self.drv.spawn(self.ctxt, inst, image_meta, [], "pw", {}, network_info=[])
+        self.assertEqual("running", self.lpar_state(uuid))
+        img = self.stack.api("GET", "/v1/images/%s" % image_id)
+        self.assertEqual(200, img.status)
+        self.assertEqual(hashlib.sha256(data).hexdigest(), img.json["sha256"])
+        spawn = self.ops_of(uuid, "spawn")[0]
+        self.assertTrue((spawn["result"].get("config_drive") or "").startswith("cfg_"),
+                        spawn["result"])
+        self.assertEqual(power_state.RUNNING, self.drv.get_info(inst).state)
+
+        mac = "fa:16:3e:%02x:%02x:%02x" % tuple(self.rng.getrandbits(8) for _ in range(3))
+        vif = {"id": stacklib.new_uuid(self.rng), "address": mac, "type": "pvm_sea",
+               "details": {}, "network": {"meta": {"vlan": 100}}}
+        self.drv.attach_interface(self.ctxt, inst, image_meta, vif)
+        self.drv.attach_interface(self.ctxt, inst, image_meta, vif)  # the same call again
+        self.assertEqual(1, len(self.ops_of(uuid, "attach_interface")))
+        self.drv.detach_interface(self.ctxt, inst, vif)
+        bad = dict(vif, type="ovs", id=stacklib.new_uuid(self.rng))
+        e = self.assertRaises(exception.InterfaceAttachFailed, self.drv.attach_interface,
+                              self.ctxt, inst, image_meta, bad)
+        self.assertIn("params.vif.type", str(e.powervmd_error))
+
+        self.drv.destroy(self.ctxt, inst, [])
+        self.assertIsNone(self.lpar_state(uuid))
+        self.assertFalse(self.drv.instance_exists(inst))
+        self.drv.destroy(nova_context.get_admin_context(), inst, [])  # gone: success
 
 
 assert random
