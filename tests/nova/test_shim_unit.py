@@ -505,6 +505,24 @@ class TestHostEnabled(ShimTestCase):
         self.assertTrue(svc.disabled)
         self.assertIn("AUTO: powervmd is unreachable", svc.disabled_reason)
 
+    def test_reconcile_when_powervmd_comes_up_after_init_host(self):
+        self.daemon.healthy = False
+        svc = self._service(False, None)
+        insts = [fake_instance.fake_instance_obj(self.ctxt, uuid=UUID, vm_state="active",
+                                                 task_state=None)]
+        with mock.patch.object(objects.Service, "get_by_compute_host", return_value=svc), \
+                mock.patch.object(objects.InstanceList, "get_by_host", return_value=insts):
+            self.flags(health_interval=3600, group="powervmd")
+            self.drv.init_host("myhost")
+            self.drv.cleanup_host("myhost")
+            self.assertEqual([], self.fake.of("POST", "/v1/reconcile"))
+            self.assertTrue(svc.disabled)
+            self.daemon.healthy = True
+            self.drv._check_health()
+            self.drv._check_health()
+        self.assertEqual(1, len(self.fake.of("POST", "/v1/reconcile")))
+        self.assertFalse(svc.disabled)
+
     def test_init_host_reconciles_and_checks_node(self):
         insts = [fake_instance.fake_instance_obj(self.ctxt, uuid=UUID, vm_state="building",
                                                  task_state="spawning")]

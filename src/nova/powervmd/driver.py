@@ -242,6 +242,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self._listener = None
         self._listener_thread = None
         self._host = None  # the host nova runs this service as (init_host)
+        self._reconciled = False  # nova's view sent since init_host
         self._partition_to_instance = {}  # partition UUID (upper) -> instance UUID
         self.health = {"ok": None, "reason": None, "changes": 0}
         self._image_api = None
@@ -322,17 +323,24 @@ class PowerVMDriver(driver.ComputeDriver):
         and health loop. powervmd down is not fatal: the service is disabled until it
         answers (health check)."""
         self._host = host
+        self._reconciled = False
         ok, reason = self._health()
-        ctx = nova_context.get_admin_context()
         if ok:
-            info = self._host_info()
-            self._check_node(ctx, host, info)
-            self._reconcile(ctx, host)
+            self._after_connect()
         else:
-            LOG.error("powervmd: %s; the compute service stays disabled until it answers",
-                      reason)
+            LOG.error("powervmd: %s; the compute service stays disabled until it answers "
+                      "(then nova's view is sent to it)", reason)
         self._set_health(ok, reason)
         self._start_listener()
+
+    def _after_connect(self):
+        """Once per init_host, the first time powervmd answers: the node check and nova's
+        view for POST /v1/reconcile."""
+        ctx = nova_context.get_admin_context()
+        info = self._host_info()
+        self._check_node(ctx, self._host, info)
+        if self._reconcile(ctx, self._host) is not None:
+            self._reconciled = True
 
     def _check_node(self, ctx, host, info):
         nodes = info.get("nodes") or [info.get("hypervisor_hostname")]
@@ -420,6 +428,13 @@ class PowerVMDriver(driver.ComputeDriver):
 
     def _check_health(self):
         ok, reason = self._health()
+        if ok and not self._reconciled and self._host is not None:
+            try:
+                self._after_connect()
+            except exception.InvalidConfiguration as e:
+                ok, reason = False, str(e)
+            except Exception as e:
+                LOG.warning("powervmd: reconcile after connecting: %s", e)
         self._set_health(ok, reason)
 
     def _set_health(self, ok, reason):
