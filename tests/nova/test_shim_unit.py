@@ -225,6 +225,17 @@ class TestClient(ShimTestCase):
         self.assertRaises(ValueError, up.finish)
 
 
+class TestLoading(test.NoDBTestCase):
+    def test_nova_loads_compute_driver_powervmd(self):
+        from nova.virt import driver as nova_driver
+        self.flags(api_socket="/nonexistent/api.sock", group="powervmd")
+        drv = nova_driver.load_compute_driver(fake.FakeVirtAPI(),
+                                              "powervmd.PowerVMDriver")
+        self.assertEqual("PowerVMDriver", type(drv).__name__)
+        self.assertEqual("nova.virt.powervmd.driver", type(drv).__module__)
+        self.assertEqual("/nonexistent/api.sock", drv.client.socket_path)
+
+
 class TestIdempotency(ShimTestCase):
     def test_key_parts(self):
         k = pvm_driver.PowerVMDriver.idempotency_key("req-1", "attach_interface", UUID,
