@@ -326,8 +326,11 @@ class PowerVMDriver(driver.ComputeDriver):
         self._reconciled = False
         ok, reason = self._health()
         if ok:
-            self._after_connect()
-        else:
+            try:
+                self._after_connect()
+            except exception.HypervisorUnavailable as e:  # gone again in between
+                ok, reason = False, str(e)
+        if not ok:
             LOG.error("powervmd: %s; the compute service stays disabled until it answers "
                       "(then nova's view is sent to it)", reason)
         self._set_health(ok, reason)
