@@ -139,7 +139,11 @@ class PowerVMDGenericDriverTestCase(generic._VirtDriverTestCase, test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.stack = shimenv.ModeStack("shim-generic", "hmc", job_ms=150, workers=4)
-        cls.stack.up()
+        try:
+            cls.stack.up()
+        except BaseException:  # tearDownClass does not run when setUpClass fails
+            cls.stack.down()
+            raise
         cls.known_types = cls.stack.known_types()
         shimenv.stacklib.log("generic driver tests: powervmd at %s knows %s" % (
             cls.stack.sock, sorted(cls.known_types)))

@@ -38,7 +38,11 @@ class ShimStackTestCase(test.TestCase):
         super().setUpClass()
         cls.rng, cls.seed = stacklib.seed_rng("shim stack tests")
         cls.stack = shimenv.ModeStack("shim-stack", "hmc", job_ms=200, workers=4)
-        cls.stack.up()
+        try:
+            cls.stack.up()
+        except BaseException:  # tearDownClass does not run when setUpClass fails
+            cls.stack.down()
+            raise
 
     @classmethod
     def tearDownClass(cls):
