@@ -9,7 +9,8 @@ if(TARGET powervmd AND TARGET pvmsim)
     daemon_hmc_restart:600
     daemon_faults:600
     daemon_bad_input:600
-    daemon_lifecycle:300)
+    daemon_lifecycle:300
+    daemon_host:300)
   foreach(entry ${PVM_FUNC_DAEMON_TESTS})
     string(REPLACE ":" ";" parts ${entry})
     list(GET parts 0 name)
@@ -24,4 +25,12 @@ if(TARGET powervmd AND TARGET pvmsim)
       # but on 2 cores the timing-sensitive ones are better alone.
       RUN_SERIAL TRUE)
   endforeach()
+endif()
+
+# The host sampler's pure part (CPU statistics from a captured pcm sample).
+if(TARGET powervmd)
+  pvm_add_unit_test(test_hostinfo SOURCES unit/test_hostinfo.c
+                    ${CMAKE_SOURCE_DIR}/src/daemon/hostinfo.c ${CMAKE_SOURCE_DIR}/src/daemon/cache.c
+                    LIBS pvm_workers pvm_client pvm_common pvm_testutil)
+  target_include_directories(test_hostinfo PRIVATE ${CMAKE_SOURCE_DIR}/src/daemon)
 endif()

@@ -74,6 +74,7 @@ struct pvm_config {
 
 	/* nova */
 	char *proc_units_factor; /* powervm_proc_units_factor: a decimal 0.05..1 (checked) */
+	int64_t host_sample_s;   /* powervm_host_sample_s */
 
 	/* storage and network */
 	enum pvm_disk_driver disk_driver; /* powervm_disk_driver */

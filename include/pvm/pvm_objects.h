@@ -39,7 +39,8 @@ struct pvm_managed_system {
 	const char *name; /* SystemName */
 	const char *mtms; /* "8408-E8E*10678CV" */
 	const char *machine_type, *model, *serial;
-	const char *state; /* "operating", ... */
+	const char *state;      /* "operating", ... */
+	const char *ip_address; /* PrimaryIPAddress, or NULL */
 	int64_t memory_configurable_mb, memory_available_mb, memory_region_mb;
 	double proc_units_configurable, proc_units_available;
 	const char **compat_modes; /* SupportedPartitionProcessorCompatibilityModes */
@@ -403,5 +404,30 @@ char *pvm_build_file(const struct pvm_file_spec *s, struct pvm_rest_error *err);
 
 /* LogonRequest (password or, with file_logon, GenerateX-API-SessionFile). */
 char *pvm_build_logon(const char *user, const char *password, bool file_logon);
+
+/* ---- performance monitoring (pcm) ---- */
+struct xdoc;
+/* One entry of the LongTermMonitor feed: a link to a JSON sample. */
+struct pvm_ltm_sample {
+	const char *title;    /* "LTM_<mtms>_phyp_<yyyymmddThhmmss>+0000.json" */
+	const char *href;     /* the sample's link (required) */
+	const char *category; /* "phyp", "vios_1", ... (category term), or NULL */
+	const char *updated;
+};
+struct pvm_ltm_list {
+	struct pvm_ltm_sample *items;
+	size_t count;
+	struct xdoc *doc_; /* private */
+};
+/* The LongTermMonitor feed (an empty body, the 204 while monitoring is off, gives zero
+ * items). PVM_ECORRUPT for an entry without link or title. */
+int pvm_parse_ltm_feed(const char *xml, size_t len, struct pvm_ltm_list **out,
+                       struct pvm_rest_error *err);
+void pvm_ltm_list_free(struct pvm_ltm_list *l);
+/* The ManagedSystemPcmPreference (feed, entry or bare object, as read) with long-term
+ * monitoring and aggregation switched on, as a bare object to POST back; *changed says
+ * whether anything was off. */
+char *pvm_build_pcm_ltm_enable(const char *body, size_t len, bool *changed,
+                               struct pvm_rest_error *err);
 
 #endif

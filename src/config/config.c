@@ -349,6 +349,17 @@ static const struct pvm_config_key keys[] = {
                 .offset = FIELD(proc_units_factor),
                 .check = check_proc_units_factor,
         },
+        {
+                .name = "powervm_host_sample_s",
+                .type = PVM_CONFIG_INT,
+                .def = "30",
+                .min = 1,
+                .max = 3600,
+                .meaning = "how often the host's disk, CPU statistics and uptime (GET "
+                           "/v1/host) are read from PowerVM, in seconds",
+                .example = "60",
+                .offset = FIELD(host_sample_s),
+        },
         /* storage and network */
         {
                 .name = "powervm_disk_driver",

@@ -35,6 +35,7 @@ struct pvm_cache {
 	json_t *host;  /* guarded by mu */
 	json_t *parts; /* guarded by mu: object partition uuid (upper case) -> partition */
 	double proc_units_factor; /* guarded by mu: powervm_proc_units_factor */
+	json_t *extra;            /* guarded by mu: the host sampler's keys (hostinfo.c) */
 };
 
 static json_t *lpar_json(const struct pvm_lpar *l)
@@ -78,11 +79,11 @@ static int read_host(struct pvm_cache *c, const char *which, bool refresh,
 	}
 	const struct pvm_managed_system *m = &l->items[i];
 	json_t *h = json_pack(
-	        "{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:f, s:f, "
+	        "{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:f, s:f, "
 	        "s:b, s:b}",
-	        "uuid", m->meta.uuid, "name", m->name, "mtms", m->mtms, "machine_type",
-	        m->machine_type, "model", m->model, "serial", m->serial, "state", m->state,
-	        "memory_configurable_mb", (json_int_t)m->memory_configurable_mb,
+	        "uuid", m->meta.uuid, "name", m->name, "ip_address", m->ip_address, "mtms", m->mtms,
+	        "machine_type", m->machine_type, "model", m->model, "serial", m->serial, "state",
+	        m->state, "memory_configurable_mb", (json_int_t)m->memory_configurable_mb,
 	        "memory_available_mb", (json_int_t)m->memory_available_mb, "memory_region_mb",
 	        (json_int_t)m->memory_region_mb, "proc_units_configurable",
 	        m->proc_units_configurable, "proc_units_available", m->proc_units_available,
@@ -191,6 +192,7 @@ void pvm_cache_destroy(struct pvm_cache *c)
 		return;
 	json_decref(c->host);
 	json_decref(c->parts);
+	json_decref(c->extra);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -282,15 +284,47 @@ static void add_nova_resources(struct pvm_cache *c, json_t *h)
 	        "phyp", "hvm", "ppc64le", "phyp", "hvm", "proc_units_factor", f, "instances",
 	        n_inst, "nodes", name, "inventory", "VCPU", inventory_class(vcpus, vcpus_reserved),
 	        "MEMORY_MB", inventory_class(mem, sys_mem));
+	/* Disk from the configured storage (the host sampler's "disk"): the volume group of
+	 * localdisk, or the shared storage pool. Until the first sample: 0 (nova then
+	 * schedules no disk here rather than too much). */
+	json_t *disk = json_object_get(h, "disk");
+	json_int_t disk_total = json_integer_value(json_object_get(disk, "total_gb"));
+	json_int_t disk_used = json_integer_value(json_object_get(disk, "used_gb"));
+	if (add) {
+		json_object_set_new(add, "local_gb", json_integer(disk_total));
+		json_object_set_new(add, "local_gb_used", json_integer(disk_used));
+		json_t *inv = json_object_get(add, "inventory");
+		if (inv && disk_total > 0)
+			json_object_set_new(
+			        inv, "DISK_GB",
+			        inventory_class(disk_total, json_integer_value(json_object_get(
+			                                            disk, "reserved_gb"))));
+	}
 	if (add)
 		json_object_update(h, add);
 	json_decref(add);
+}
+
+void pvm_cache_set_host_extra(struct pvm_cache *c, const char *key, json_t *value)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->extra)
+		c->extra = json_object();
+	if (c->extra && value)
+		json_object_set(c->extra, key, value);
+	pthread_mutex_unlock(&c->mu);
+	json_decref(value);
 }
 
 json_t *pvm_cache_host(struct pvm_cache *c)
 {
 	pthread_mutex_lock(&c->mu);
 	json_t *h = c->host ? json_deep_copy(c->host) : NULL;
+	if (h && c->extra) {
+		json_t *x = json_deep_copy(c->extra);
+		json_object_update(h, x);
+		json_decref(x);
+	}
 	if (h)
 		add_nova_resources(c, h);
 	pthread_mutex_unlock(&c->mu);

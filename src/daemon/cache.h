@@ -21,6 +21,8 @@ const char *pvm_cache_ms_uuid(const struct pvm_cache *c);
 const char *pvm_cache_ms_href(const struct pvm_cache *c);
 /* powervm_proc_units_factor (0.05..1; others are ignored; default 0.1). */
 void pvm_cache_set_proc_units_factor(struct pvm_cache *c, double factor);
+/* Sets key of GET /v1/host to value (stolen): the host sampler's disk, cpu_stats, uptime. */
+void pvm_cache_set_host_extra(struct pvm_cache *c, const char *key, json_t *value);
 /* GET /v1/host and /v1/instances[/{uuid}]: new references. */
 json_t *pvm_cache_host(struct pvm_cache *c);
 json_t *pvm_cache_instances(struct pvm_cache *c, const char *uuid);

@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "ops.h"
+#include "hostinfo.h"
 #include "scrub.h"
 #include "pvm/api.h"
 #include "pvm/client.h"
@@ -52,6 +53,7 @@ struct daemon {
 	struct pvm_eventlog *events;
 	struct pvm_api *api;
 	struct pvm_scrubber *scrubber;
+	struct pvm_hostinfo *hostinfo;
 	bool start_paused; /* --paused */
 	atomic_bool ready;
 };
@@ -260,6 +262,19 @@ static int connect_powervm(struct daemon *d)
 	return rc;
 }
 
+/* The host sampler (hostinfo.c): disk, CPU statistics and uptime for GET /v1/host. A
+ * failure to start it is logged, not fatal: /v1/host then lacks those keys. */
+static int start_hostinfo(struct daemon *d)
+{
+	int rc = pvm_hostinfo_start(d->client, d->cache, d->cfg, d->cfg->host_sample_s * 1000,
+	                            &d->hostinfo);
+	if (rc)
+		pvm_error("host sampler: cannot start: %s; /v1/host has no disk or CPU "
+		          "statistics",
+		          pvm_strerror(rc));
+	return 0;
+}
+
 /* The start-up scrub (workers/scrub.h): one pass now, before the workers take any step
  * and before the API accepts submissions, then one after each nova list (POST
  * /v1/reconcile) on its own thread. Its errors are logged and counted, never fatal. */
@@ -456,6 +471,8 @@ static void shutdown_all(struct daemon *d, bool clean)
 	pvm_api_stop(d->api);
 	pvm_scrubber_destroy(d->scrubber);
 	d->scrubber = NULL;
+	pvm_hostinfo_stop(d->hostinfo);
+	d->hostinfo = NULL;
 	pvm_event_listener_stop(d->listener);
 	struct pvm_engine_stats es = {0};
 	if (d->engine)
@@ -504,8 +521,8 @@ int pvm_daemon_run(const struct pvm_config *cfg, const struct pvm_daemon_opts *o
 	describe_metrics(d.metrics);
 	pvm_metrics_add_collector(d.metrics, collect, &d);
 	if ((rc = open_journal(&d)) || (rc = connect_powervm(&d)) || (rc = start_listener(&d)) ||
-	    (rc = start_scrub(&d)) || (rc = start_engine(&d, opts->paused)) ||
-	    (rc = start_api(&d))) {
+	    (rc = start_hostinfo(&d)) || (rc = start_scrub(&d)) ||
+	    (rc = start_engine(&d, opts->paused)) || (rc = start_api(&d))) {
 		shutdown_all(&d, false);
 		pvm_client_global_cleanup();
 		return rc;

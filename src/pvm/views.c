@@ -260,6 +260,7 @@ static void fill_ms(struct vctx *v, const struct xn *o, void *item)
 {
 	struct pvm_managed_system *m = item;
 	m->name = v_str(v, o, "SystemName", true);
+	m->ip_address = v_str(v, o, "PrimaryIPAddress", false);
 	const struct xn *mtms = xn_child(o, "MachineTypeModelAndSerialNumber");
 	m->machine_type = v_str(v, mtms, "MachineType", true);
 	m->model = v_str(v, mtms, "Model", true);

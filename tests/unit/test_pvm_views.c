@@ -604,6 +604,64 @@ static void test_pvm_views_missing_required(void **state)
 	assert_non_null(strstr(err.message, "PartitionID: not an integer"));
 }
 
+/* The pcm documents of the host sampler: the LongTermMonitor feed (links to JSON samples)
+ * and the preference that switches long-term monitoring on. */
+static void test_pvm_views_pcm(void **state)
+{
+	(void)state;
+	size_t len;
+	struct pvm_rest_error err;
+	memset(&err, 0, sizeof(err));
+	char *x = fixture("ltm_feed.xml", &len);
+	struct pvm_ltm_list *l = NULL;
+	assert_int_equal(pvm_parse_ltm_feed(x, len, &l, &err), 0);
+	assert_true(l->count >= 2);
+	size_t phyp = 0;
+	for (size_t i = 0; i < l->count; i++) {
+		assert_non_null(l->items[i].href);
+		assert_non_null(strstr(l->items[i].href, "/RawMetrics/LongTermMonitor/LTM_"));
+		assert_non_null(strstr(l->items[i].href, l->items[i].title));
+		assert_non_null(l->items[i].category);
+		if (strcmp(l->items[i].category, "phyp") == 0) {
+			phyp++;
+			assert_non_null(strstr(l->items[i].title, "_phyp_"));
+		}
+	}
+	assert_true(phyp >= 1);
+	pvm_ltm_list_free(l);
+	free(x);
+	/* 204 while monitoring is off: no samples */
+	assert_int_equal(pvm_parse_ltm_feed("", 0, &l, &err), 0);
+	assert_int_equal(l->count, 0);
+	pvm_ltm_list_free(l);
+	/* an entry without a link is named */
+	const char *bad = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><title>t</title>"
+	                  "</entry></feed>";
+	assert_int_equal(pvm_parse_ltm_feed(bad, strlen(bad), &l, &err), PVM_ECORRUPT);
+	assert_non_null(strstr(err.message, "no link"));
+	assert_int_equal(pvm_parse_ltm_feed("<x/>", 4, &l, &err), PVM_ECORRUPT);
+
+	x = fixture("pcm_pref.xml", &len);
+	bool changed = false;
+	char *body = pvm_build_pcm_ltm_enable(x, len, &changed, &err);
+	assert_non_null(body);
+	assert_true(changed);
+	assert_non_null(strstr(body, "<LongTermMonitorEnabled"));
+	assert_null(strstr(body, ">false</LongTermMonitorEnabled>"));
+	assert_non_null(strstr(body, ">true</LongTermMonitorEnabled>"));
+	assert_non_null(strstr(body, ">true</AggregationEnabled>"));
+	assert_non_null(strstr(body, "ManagedSystemPcmPreference"));
+	/* once on, nothing changes */
+	char *again = pvm_build_pcm_ltm_enable(body, strlen(body), &changed, &err);
+	assert_non_null(again);
+	assert_false(changed);
+	free(again);
+	free(body);
+	free(x);
+	assert_null(pvm_build_pcm_ltm_enable("<a/>", 4, &changed, &err));
+	assert_int_equal(err.code ? err.code : PVM_ECORRUPT, PVM_ECORRUPT);
+}
+
 static void test_pvm_views_malformed(void **state)
 {
 	(void)state;
@@ -990,6 +1048,7 @@ int main(void)
 	        cmocka_unit_test(test_pvm_views_web_objects),
 	        cmocka_unit_test(test_pvm_views_every_fixture),
 	        cmocka_unit_test(test_pvm_views_missing_required),
+	        cmocka_unit_test(test_pvm_views_pcm),
 	        cmocka_unit_test(test_pvm_views_malformed),
 	        cmocka_unit_test(test_pvm_views_no_entities),
 	        cmocka_unit_test(test_pvm_views_build_lpar),
