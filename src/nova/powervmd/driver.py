@@ -540,24 +540,26 @@ class PowerVMDriver(driver.ComputeDriver):
         return nodename in self.get_available_nodes(refresh=True)
 
     def get_host_ip_addr(self):
-        """The address nova knows this compute service by (CONF.my_ip), as libvirt's
-        driver answers; powervmd's host read names it when it knows better."""
+        """The address nova knows this compute service by (CONF.my_ip), as nova-powervm
+        and libvirt answer: nova uses it to reach the compute host (migrations, consoles).
+        The managed system's own address (its service processor's, GET /v1/host
+        ip_address) only stands in when my_ip is unset."""
+        if CONF.my_ip:
+            return CONF.my_ip
         try:
-            h = self.client.host()
-            if h.get("ip_address"):
-                return h["ip_address"]
+            return self.client.host().get("ip_address") or CONF.my_ip
         except (pvm_client.PowerVMDUnreachable, pvm_client.ApiError):
-            pass
-        return CONF.my_ip
+            return CONF.my_ip
 
     def get_host_uptime(self):
-        """powervmd's host uptime when it reports one, else this host's (the `uptime`
-        line nova shows in os-hypervisors)."""
+        """The managed system's uptime (GET /v1/host uptime_s, from its pcm time base)
+        as an `uptime` line, nova's os-hypervisors format; this host's until powervmd
+        has read it."""
         h = self._host_info()
-        if h.get("uptime"):
-            return str(h["uptime"])
-        with open("/proc/uptime") as f:
-            secs = float(f.read().split()[0])
+        secs = h.get("uptime_s")
+        if secs is None:  # powervmd has not read the pcm sample yet: this host's
+            with open("/proc/uptime") as f:
+                secs = float(f.read().split()[0])
         load = os.getloadavg()
         return "%s up %d days, %d:%02d, load average: %.2f, %.2f, %.2f" % (
             time.strftime("%H:%M:%S"), secs // 86400, (secs % 86400) // 3600,
