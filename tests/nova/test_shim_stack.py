@@ -6,6 +6,7 @@ enables test operations), so these run before powervmd has spawn.
 """
 import hashlib
 import json
+import shutil
 import os
 import random
 from unittest import mock
@@ -255,20 +256,35 @@ class ShimStackTestCase(test.TestCase):
             {k: v for k, v in glance.images[image_id].items()
              if k not in ("os_hash_algo", "os_hash_value")})
 
-        def make_drive(cdb, path):
-            with open(path, "wb") as f:
-                f.write(b"CD001" + json.dumps(sorted(p for p, _ in cdb.mdfiles)).encode())
-        with mock.patch("nova.virt.configdrive.ConfigDriveBuilder.make_drive", make_drive), \
-                mock.patch("nova.network.security_group_api.get_instance_security_groups",
-                           return_value=[]):
+        # nova's real ConfigDriveBuilder writes the ISO with genisoimage (scripts/bootstrap)
+        self.assertTrue(shutil.which("genisoimage"), "genisoimage is not installed")
+        with mock.patch("nova.network.security_group_api.get_instance_security_groups",
+                        return_value=[]):
             self.drv.spawn(self.ctxt, inst, image_meta, [], "pw", {}, network_info=[])
         self.assertEqual("running", self.lpar_state(uuid))
         img = self.stack.api("GET", "/v1/images/%s" % image_id)
         self.assertEqual(200, img.status)
         self.assertEqual(hashlib.sha256(data).hexdigest(), img.json["sha256"])
         spawn = self.ops_of(uuid, "spawn")[0]
-        self.assertTrue((spawn["result"].get("config_drive") or "").startswith("cfg_"),
-                        spawn["result"])
+        media = spawn["result"].get("config_drive") or ""
+        self.assertTrue(media.startswith("cfg_"), spawn["result"])
+        # the media pvmsim holds is the ISO genisoimage made of nova's metadata: uploaded
+        # with its SHA-256 (pvmsim checks it), far larger than any stand-in
+        found = []
+
+        def walk(o):
+            if isinstance(o, dict):
+                if media in (o.get("name"), o.get("MediaName")):
+                    found.append(o)
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(self.stack.sim_state())
+        self.assertTrue(found, "no media %s in pvmsim" % media)
+        sizes = [int((f.get("contents") or {}).get("size") or 0) for f in found]
+        self.assertTrue(max(sizes) >= 32768, "config drive media: %r" % found)
         self.assertEqual(power_state.RUNNING, self.drv.get_info(inst).state)
 
         mac = "fa:16:3e:%02x:%02x:%02x" % tuple(self.rng.getrandbits(8) for _ in range(3))
