@@ -864,6 +864,29 @@ int spawn_unmap_everywhere(struct pvm_step_ctx *ctx, const struct sto_vioses *vs
 	return 0;
 }
 
+/* Finds name (a virtual disk or optical media of kind) in this system's volume groups,
+ * unmaps it everywhere, deletes it, then any web File left for it. Absent: 0. */
+static int remove_vg_object(struct pvm_step_ctx *ctx, const struct sto_vioses *vs,
+                            const char *lpar_uuid, enum pvm_storage_kind kind, const char *name,
+                            const char *what, struct pvm_rest_error *err)
+{
+	struct sto_where w;
+	int rc = kind == PVM_STORAGE_VDISK ? sto_find_vdisk(ctx, vs, name, &w, err)
+	                                   : sto_find_media(ctx, vs, name, &w, err);
+	if (rc == 0) {
+		rc = spawn_unmap_everywhere(ctx, vs, lpar_uuid, name, err);
+		if (rc == 0)
+			rc = sto_vg_remove(ctx, vs->v[w.vios].uuid, w.vg_uuid, kind, name, err);
+		if (rc == 0)
+			pvm_log(PVM_LOG_INFO, &ctx->log, "deleted %s %s", what, name);
+	} else if (rc == PVM_ENOTFOUND) {
+		rc = 0;
+	}
+	if (rc == 0)
+		sto_delete_files(ctx, name);
+	return rc;
+}
+
 /* Deletes the boot disk of the instance (localdisk vdisk; with ssp also its LUs), unmapped
  * first. Shared with destroy (spawn_delete_disk). */
 void spawn_delete_disk(struct pvm_step_ctx *ctx, struct pvm_step_result *res, bool ssp)
@@ -877,20 +900,8 @@ void spawn_delete_disk(struct pvm_step_ctx *ctx, struct pvm_step_result *res, bo
 		pwr_rest_failure(res, rc, &err, "reading the VIOSes");
 		return;
 	}
-	struct sto_where w;
-	rc = sto_find_vdisk(ctx, &vs, n.vdisk, &w, &err);
-	if (rc == 0) {
-		rc = spawn_unmap_everywhere(ctx, &vs, n.lpar_uuid, n.vdisk, &err);
-		if (rc == 0)
-			rc = sto_vg_remove(ctx, vs.v[w.vios].uuid, w.vg_uuid, PVM_STORAGE_VDISK,
-			                   n.vdisk, &err);
-		if (rc == 0)
-			pvm_log(PVM_LOG_INFO, &ctx->log, "deleted virtual disk %s", n.vdisk);
-	} else if (rc == PVM_ENOTFOUND) {
-		rc = 0;
-	}
-	if (rc == 0)
-		sto_delete_files(ctx, n.vdisk);
+	rc = remove_vg_object(ctx, &vs, n.lpar_uuid, PVM_STORAGE_VDISK, n.vdisk, "virtual disk",
+	                      &err);
 	if (rc == 0 && ssp) {
 		struct pvm_ssp_ref ref;
 		rc = pvm_image_ssp_ref(ctx, &ref, &err);
@@ -1031,20 +1042,8 @@ void spawn_delete_media(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		pwr_rest_failure(res, rc, &err, "reading the VIOSes");
 		return;
 	}
-	struct sto_where w;
-	rc = sto_find_media(ctx, &vs, n.media, &w, &err);
-	if (rc == 0) {
-		rc = spawn_unmap_everywhere(ctx, &vs, n.lpar_uuid, n.media, &err);
-		if (rc == 0)
-			rc = sto_vg_remove(ctx, vs.v[w.vios].uuid, w.vg_uuid, PVM_STORAGE_VOPT,
-			                   n.media, &err);
-		if (rc == 0)
-			pvm_log(PVM_LOG_INFO, &ctx->log, "deleted config drive media %s", n.media);
-	} else if (rc == PVM_ENOTFOUND) {
-		rc = 0;
-	}
-	if (rc == 0)
-		sto_delete_files(ctx, n.media);
+	rc = remove_vg_object(ctx, &vs, n.lpar_uuid, PVM_STORAGE_VOPT, n.media,
+	                      "config drive media", &err);
 	sto_vioses_free(&vs);
 	if (rc)
 		pwr_rest_failure(res, rc, &err, "deleting the config drive media");

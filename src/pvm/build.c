@@ -186,8 +186,8 @@ char *pvm_build_lpar_create(const struct pvm_lpar_spec *s, struct pvm_rest_error
 }
 
 /* Parses an entry for editing; *obj is its object, checked to be of type. */
-static int edit_open(const char *entry, size_t len, const char *type, struct xdoc **d,
-                     struct xn **obj, struct pvm_rest_error *err)
+int edit_open(const char *entry, size_t len, const char *type, struct xdoc **d, struct xn **obj,
+              struct pvm_rest_error *err)
 {
 	int rc = xml_parse(entry ? entry : "", entry ? len : 0, 0, true, NULL, d, err);
 	if (rc)
@@ -201,7 +201,7 @@ static int edit_open(const char *entry, size_t len, const char *type, struct xdo
 	return 0;
 }
 
-static char *edit_close(struct xdoc *d, struct xn *obj, const char *ns, struct pvm_rest_error *err)
+char *edit_close(struct xdoc *d, struct xn *obj, const char *ns, struct pvm_rest_error *err)
 {
 	struct pvm_buf b;
 	pvm_buf_init(&b);

@@ -2,42 +2,13 @@
  * start-up scrub: all of a VIOS's orphan mappings in one VIOS update, all of a volume
  * group's orphan disks and media in one group update). Like build.c, the entry as read is
  * parsed with its attributes, edited in the compact tree and written back whole.
- *
- * The small edit_open/edit_close pair is repeated from build.c (where it is file-local) so
- * that this file stands alone. */
+ * edit_open/edit_close are build.c's (internal.h). */
 #include "internal.h"
 
 #include "pvm/error.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int edit_open(const char *entry, size_t len, const char *type, struct xdoc **d,
-                     struct xn **obj, struct pvm_rest_error *err)
-{
-	int rc = xml_parse(entry ? entry : "", entry ? len : 0, 0, true, NULL, d, err);
-	if (rc)
-		return rc;
-	*obj = xn_entry_object((*d)->root);
-	if (!*obj || strcmp((*obj)->name, type)) {
-		xml_free(*d);
-		*d = NULL;
-		return perr(err, PVM_ECORRUPT, 0, "expected a %s entry", type);
-	}
-	return 0;
-}
-
-static char *edit_close(struct xdoc *d, struct xn *obj, struct pvm_rest_error *err)
-{
-	struct pvm_buf b;
-	pvm_buf_init(&b);
-	xml_write(&b, obj, NS_UOM, true);
-	xml_free(d);
-	char *s = pvm_buf_take(&b);
-	if (!s)
-		perr(err, PVM_ENOMEM, 0, "out of memory");
-	return s;
-}
 
 char *pvm_build_vios_remove_scsi_at(const char *entry, size_t len, const size_t *idx, size_t n,
                                     struct pvm_rest_error *err)
@@ -68,7 +39,7 @@ char *pvm_build_vios_remove_scsi_at(const char *entry, size_t len, const size_t 
 		xml_free(d);
 		return NULL;
 	}
-	return edit_close(d, o, err);
+	return edit_close(d, o, NS_UOM, err);
 }
 
 static bool listed(const char *name, const char *const *names, size_t n)
@@ -108,5 +79,5 @@ char *pvm_build_vg_remove_objects(const char *entry, size_t len, const char *con
 		}
 		c = next;
 	}
-	return edit_close(d, o, err);
+	return edit_close(d, o, NS_UOM, err);
 }

@@ -91,6 +91,12 @@ void xn_append(struct xn *parent, struct xn *child);
 void xn_unlink(struct xn *n);
 int xn_set_text(struct xdoc *d, struct xn *n, const char *text);
 /* Parses a fragment (one element) and appends it to parent, in d's arena. */
+/* Builders that edit an object as read (build.c, build_batch.c): parses the entry with its
+ * attributes and finds the object of type in it (PVM_ECORRUPT otherwise); edit_close
+ * writes the object back whole in namespace ns and frees the tree. */
+int edit_open(const char *entry, size_t len, const char *type, struct xdoc **d, struct xn **obj,
+              struct pvm_rest_error *err);
+char *edit_close(struct xdoc *d, struct xn *obj, const char *ns, struct pvm_rest_error *err);
 int xn_append_xml(struct xdoc *d, struct xn *parent, const char *frag, struct pvm_rest_error *err);
 
 /* ---- errors ---- */

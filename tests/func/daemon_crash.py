@@ -103,7 +103,8 @@ def targeted(st, rng, problems):
         ("forward job resent", {}, "do/PowerOn", ("power_on", "power_on"), "succeeded"),
         ("undo job resent", {"fail_at": "power_off"}, "do/PowerOff", ("power_on", "undo_off"),
          "failed"),
-        ("create resent", {"delete_at_end": True}, None, None, "succeeded"),
+        ("create resent", {"delete_at_end": True}, None, ("create_partition", "create"),
+         "succeeded"),
     ]
     for name, params, suffix, where, expect in cases:
         inst = new_uuid(rng)
@@ -120,14 +121,12 @@ def targeted(st, rng, problems):
 
         def in_window():
             op = st.op(op_id)
-            if where is None:
-                return op["state"] == "running" and op["step"] == 0
             ent = (op["checkpoints"].get(where[0]) or {}).get(where[1]) or {}
+            if suffix is None:  # a create: its intent (send guard) is committed
+                return bool(ent.get("sent_at"))
             return ent.get("intent") and not ent.get("job_id")
         wait_until(in_window, 30, "op %d (%s) to send its request" % (op_id, name),
                    interval=0.005, max_interval=0.01)
-        if where is None:
-            time.sleep(0.05)  # the existence check (GET) done, the PUT held by pvmsim
         t_kill = time.monotonic()
         st.kill_powervmd()
         st.start_powervmd()

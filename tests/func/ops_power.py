@@ -124,7 +124,8 @@ def scenario(mode, rng):
         check(h["memory_mb_used"] == 524288 - h["memory_available_mb"], repr(h))
         check(isinstance(h["hypervisor_version"], int) and h["cpu_info"], repr(h))
         inv = h["inventory"]
-        check(sorted(inv) == ["MEMORY_MB", "VCPU"], "inventory classes %s" % sorted(inv))
+        check(sorted(inv) == ["DISK_GB", "MEMORY_MB", "VCPU"], "inventory classes %s" % sorted(inv))
+        check(inv["DISK_GB"]["total"] == h["disk"]["total_gb"] > 0, repr(inv["DISK_GB"]))
         check(inv["VCPU"]["total"] == 400 and inv["VCPU"]["max_unit"] == 400 and
               inv["VCPU"]["min_unit"] == 1 and inv["VCPU"]["step_size"] == 1 and
               inv["VCPU"]["allocation_ratio"] == 1.0, repr(inv["VCPU"]))
