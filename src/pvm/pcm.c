@@ -60,10 +60,10 @@ int pvm_parse_ltm_feed(const char *xml, size_t len, struct pvm_ltm_list **out,
 		s->category = attr(xn_child(e, "category"), "term");
 		if (!s->href || !s->title) {
 			int line = e->line;
+			const char *what = s->href ? "title" : "link"; /* read before the free */
 			pvm_ltm_list_free(l);
 			return perr(err, PVM_ECORRUPT, 0,
-			            "LongTermMonitor: the entry at line %d has no %s", line,
-			            s->href ? "title" : "link");
+			            "LongTermMonitor: the entry at line %d has no %s", line, what);
 		}
 		l->count++;
 	}
