@@ -542,6 +542,17 @@ void pvm_step_send_answered(struct pvm_step_ctx *ctx, const char *key)
 	json_object_del(ctx->data, key);
 }
 
+bool pvm_step_settle_inflight(struct pvm_step_ctx *ctx, const char *key,
+                              struct pvm_step_result *res)
+{
+	if (!json_object_get(json_object_get(ctx->data, key), "sent_at"))
+		return true;
+	if (!pvm_step_send_guard(ctx, key, res))
+		return false;
+	pvm_step_send_answered(ctx, key);
+	return true;
+}
+
 /* ---- running one step -------------------------------------------------------------------- */
 
 static int64_t backoff_ms(struct pvm_engine *e, uint32_t attempt)

@@ -416,6 +416,9 @@ static void claim_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void claim_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
+	/* a marker create that may still land must land before the look for it */
+	if (!pvm_step_settle_inflight(ctx, "marker", res))
+		return;
 	struct pvm_ssp_ref ref;
 	if (!ref_of(ctx, &ref, NULL, 0)) {
 		res->verdict = PVM_STEP_DONE;
@@ -701,6 +704,9 @@ static void upload_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void upload_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
+	if (!pvm_step_settle_inflight(ctx, "create_lu", res) ||
+	    !pvm_step_settle_inflight(ctx, "file", res))
+		return;
 	struct pvm_ssp_ref ref;
 	struct pvm_rest_error err = {0};
 	if (!ref_of(ctx, &ref, NULL, 0) || cached(ctx)) {
@@ -889,10 +895,12 @@ static void uncache_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 			continue;
 		rc = pvm_image_delete_lu(ctx, &ref, lu->meta.uuid, &err);
 		if (rc) {
+			char name[160]; /* the view's strings go with it */
+			pvm_strlcpy(name, lu->name, sizeof(name));
 			view_free(&v);
 			if (err.http_status == 409) {
 				pvm_strlcpy(res->error_code, "in_use", sizeof(res->error_code));
-				pvm_step_fail(res, rc, "image LU %s is in use: %s", lu->name,
+				pvm_step_fail(res, rc, "image LU %s is in use: %s", name,
 				              err.message[0] ? err.message : pvm_strerror(rc));
 			} else {
 				rest_failure(res, rc, &err, "deleting the image LU");

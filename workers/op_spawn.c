@@ -402,18 +402,6 @@ static void lpar_href(const struct pvm_step_ctx *ctx, const char *lpar_uuid, cha
 		         lpar_uuid);
 }
 
-/* An undo that finds an intent without answer under key waits out the in-flight window
- * (pvm_step_send_guard) before it trusts what it reads. True: go on. */
-static bool settle_inflight(struct pvm_step_ctx *ctx, const char *key, struct pvm_step_result *res)
-{
-	if (!json_object_get(json_object_get(ctx->data, key), "sent_at"))
-		return true;
-	if (!pvm_step_send_guard(ctx, key, res))
-		return false;
-	pvm_step_send_answered(ctx, key);
-	return true;
-}
-
 static bool need_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
 	if (ctx->client)
@@ -616,7 +604,7 @@ static void create_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!need_client(ctx, res) || !settle_inflight(ctx, "create", res))
+	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "create", res))
 		return;
 	spawn_delete_partition(ctx, res);
 }
@@ -932,8 +920,8 @@ void spawn_delete_disk(struct pvm_step_ctx *ctx, struct pvm_step_result *res, bo
 
 static void disk_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res) || !settle_inflight(ctx, "vdisk", res) ||
-	    !settle_inflight(ctx, "lu", res))
+	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "vdisk", res) ||
+	    !pvm_step_settle_inflight(ctx, "lu", res))
 		return;
 	spawn_delete_disk(ctx, res, use_ssp(ctx));
 }
@@ -1057,7 +1045,7 @@ static void cfg_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!need_client(ctx, res) || !settle_inflight(ctx, "media", res))
+	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "media", res))
 		return;
 	spawn_delete_media(ctx, res);
 }
@@ -1160,7 +1148,7 @@ out:
 
 static void map_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res) || !settle_inflight(ctx, "map", res))
+	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "map", res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);

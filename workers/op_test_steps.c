@@ -158,6 +158,9 @@ static void create_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void create_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
+	/* a create that may still land must land before the delete (or it is an orphan) */
+	if (!pvm_step_settle_inflight(ctx, "create", res))
+		return;
 	char path[128];
 	pwr_root(ctx, path, sizeof(path));
 	struct pvm_rest_error err = {0};

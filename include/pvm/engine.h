@@ -139,6 +139,13 @@ void pvm_step_job(struct pvm_step_ctx *ctx, const char *key, const char *root, c
  * flight. */
 bool pvm_step_send_guard(struct pvm_step_ctx *ctx, const char *key, struct pvm_step_result *res);
 void pvm_step_send_answered(struct pvm_step_ctx *ctx, const char *key);
+/* For an undo (or a reconcile) about to decide from what it reads that the object a
+ * create under key made is absent: when that create's request got no answer and may still
+ * land, returns false with res set to WAIT until the in-flight window has passed (a cancel
+ * or a failure must not outrun a late create and leave an orphan); true when there is
+ * nothing in flight (the key's intent is then cleared). */
+bool pvm_step_settle_inflight(struct pvm_step_ctx *ctx, const char *key,
+                              struct pvm_step_result *res);
 
 /* ---- the engine ---- */
 

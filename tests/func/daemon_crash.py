@@ -137,7 +137,8 @@ def targeted(st, rng, problems):
                                                 "create_refused": 0})
         text = st.powervmd_log()
         lines = [l for l in text.splitlines() if "instance=%s" % inst in l and
-                 ("intent without a recorded outcome" in l or "duplicate create" in l)]
+                 ("intent without a recorded outcome" in l or "duplicate create" in l or
+                  "an earlier request got no answer" in l)]
         log("window case '%s' (op %d): killed, back in %.2f s; ended %s; creates %d (refused "
             "%d), jobs %s, deletes %d; logged: %s" % (
                 name, op_id, back, op["state"], c["created"], c["create_refused"], c["jobs"],
