@@ -7,6 +7,7 @@
 #include "pvm/error.h"
 #include "pvm/pvm_objects.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,10 +40,11 @@ int pvm_parse_ltm_feed(const char *xml, size_t len, struct pvm_ltm_list **out,
 	}
 	l->doc_ = d;
 	if (!d->root || strcmp(d->root->name, "feed") != 0) {
+		char root[64]; /* the tree goes with the list */
+		snprintf(root, sizeof(root), "%s", d->root ? d->root->name : "?");
 		pvm_ltm_list_free(l);
 		return perr(err, PVM_ECORRUPT, 0,
-		            "LongTermMonitor: expected an Atom feed, not <%s>",
-		            d->root ? d->root->name : "?");
+		            "LongTermMonitor: expected an Atom feed, not <%s>", root);
 	}
 	size_t n = xn_count(d->root, "entry");
 	l->items = n ? arena_alloc(d->arena, n * sizeof(*l->items)) : NULL;
