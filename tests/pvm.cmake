@@ -16,7 +16,7 @@ endif()
 if(PVM_FUZZ AND TARGET pvm_client)
   set(PVM_FUZZ_SECONDS 10 CACHE STRING "Seconds each fuzz target runs under ctest")
   set(PVM_FUZZ_NAMES lpar managedsystem vios volumegroup ssp tier logicalunit cna vswitch
-      event file job logon httperror edit)
+      event file job logon httperror edit pcm)
   list(LENGTH PVM_FUZZ_NAMES _n)
   math(EXPR _last "${_n} - 1")
   foreach(i RANGE ${_last})

@@ -84,8 +84,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (b)
 		free(pvm_build_vios_remove_scsi(b, strlen(b), m.lpar_href, "fz", &err));
 	free(b);
+#elif FUZZ_KIND == 15
+	/* The pcm documents of the host sampler (LongTermMonitor feed, preference edit). */
+	struct pvm_ltm_list *l = NULL;
+	if (!pvm_parse_ltm_feed(s, size, &l, &err))
+		for (size_t i = 0; i < l->count; i++)
+			sink += strlen(l->items[i].href) + strlen(l->items[i].title);
+	pvm_ltm_list_free(l);
+	bool changed = false;
+	free(pvm_build_pcm_ltm_enable(s, size, &changed, &err));
 #else
-#error "FUZZ_KIND 0..14"
+#error "FUZZ_KIND 0..15"
 #endif
 	return 0;
 }
