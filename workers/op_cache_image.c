@@ -33,6 +33,7 @@
  */
 #include "image.h"
 #include "names.h"
+#include "op_power.h"
 #include "ops.h"
 
 #include "pvm/client.h"
@@ -819,28 +820,25 @@ static bool hex_of_len(const char *s, size_t n)
 	return true;
 }
 
+/* params.image_id: an id the cache accepts. */
+static int validate_image_id(const json_t *p, char *field, size_t fn, char *msg, size_t mn)
+{
+	if (pvm_name_image_id_ok(json_string_value(json_object_get(p, "image_id"))))
+		return 0;
+	snprintf(field, fn, "params.image_id");
+	snprintf(msg, mn, "must be 1 to 64 characters of [A-Za-z0-9._-]");
+	return PVM_EINVAL;
+}
+
 static int validate(const json_t *p, char *field, size_t fn, char *msg, size_t mn)
 {
-	static const char *const known[] = {"image_id", "sha256", "size", "os_hash_algo",
-	                                    "os_hash_value"};
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)p, k, v)
-	{
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			ok = ok || strcmp(k, known[i]) == 0;
-		if (!ok) {
-			snprintf(field, fn, "params.%s", k);
-			snprintf(msg, mn, "unknown parameter of cache_image");
-			return PVM_EINVAL;
-		}
-	}
-	if (!pvm_name_image_id_ok(json_string_value(json_object_get(p, "image_id")))) {
-		snprintf(field, fn, "params.image_id");
-		snprintf(msg, mn, "must be 1 to 64 characters of [A-Za-z0-9._-]");
-		return PVM_EINVAL;
-	}
+	static const char *const known[] = {"image_id",     "sha256",        "size",
+	                                    "os_hash_algo", "os_hash_value", NULL};
+	int rc = pwr_validate_only(p, "cache_image", known, field, fn, msg, mn);
+	if (!rc)
+		rc = validate_image_id(p, field, fn, msg, mn);
+	if (rc)
+		return rc;
 	if (!hex_of_len(json_string_value(json_object_get(p, "sha256")), 64)) {
 		snprintf(field, fn, "params.sha256");
 		snprintf(msg, mn, "must be 64 hex digits");
@@ -928,22 +926,9 @@ static const struct pvm_step_def uncache_steps[] = {
 
 static int validate_uncache(const json_t *p, char *field, size_t fn, char *msg, size_t mn)
 {
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)p, k, v)
-	{
-		if (strcmp(k, "image_id") != 0) {
-			snprintf(field, fn, "params.%s", k);
-			snprintf(msg, mn, "unknown parameter of uncache_image");
-			return PVM_EINVAL;
-		}
-	}
-	if (!pvm_name_image_id_ok(json_string_value(json_object_get(p, "image_id")))) {
-		snprintf(field, fn, "params.image_id");
-		snprintf(msg, mn, "must be 1 to 64 characters of [A-Za-z0-9._-]");
-		return PVM_EINVAL;
-	}
-	return 0;
+	static const char *const known[] = {"image_id", NULL};
+	int rc = pwr_validate_only(p, "uncache_image", known, field, fn, msg, mn);
+	return rc ? rc : validate_image_id(p, field, fn, msg, mn);
 }
 
 const struct pvm_op_type pvm_op_uncache_image = {

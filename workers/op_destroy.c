@@ -36,17 +36,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool need_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
-{
-	if (ctx->client)
-		return true;
-	pvm_step_fail(res, PVM_EINVAL, "no PowerVM client");
-	return false;
-}
-
 static void off_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!pwr_check_instance(ctx, res) || !need_client(ctx, res))
+	if (!pwr_check_instance(ctx, res) || !pwr_need_client(ctx, res))
 		return;
 	bool gone = false;
 	if (!spawn_ensure_off(ctx, "off", res, &gone))
@@ -59,7 +51,7 @@ static void off_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void unmap_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);
@@ -79,7 +71,7 @@ static void unmap_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void media_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	spawn_delete_media(ctx, res);
 	if (res->verdict == PVM_STEP_DONE)
@@ -98,7 +90,7 @@ static void disk_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	spawn_delete_disk(ctx, res, ctx->config && ctx->config->disk_driver == PVM_DISK_SSP);
 	if (res->verdict == PVM_STEP_DONE)
@@ -107,7 +99,7 @@ static void disk_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void delete_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	spawn_delete_partition(ctx, res);
 	if (res->verdict == PVM_STEP_DONE)

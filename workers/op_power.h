@@ -51,6 +51,8 @@ void pwr_rest_failure(struct pvm_step_result *res, int rc, const struct pvm_rest
 /* Reads the state into res on failure; returns false then (res set). A missing partition
  * fails the step (nova's InstanceNotFound). */
 bool pwr_read_or_fail(struct pvm_step_ctx *ctx, struct pwr_quick *q, struct pvm_step_result *res);
+/* True when the engine runs with a PowerVM client; FAIL otherwise (unit-test engines). */
+bool pwr_need_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res);
 /* Checks that params.instance.uuid is the operation's instance_uuid; FAIL otherwise. */
 bool pwr_check_instance(struct pvm_step_ctx *ctx, struct pvm_step_result *res);
 /* The root of the derived partition: "uom/LogicalPartition/UUID". */
@@ -89,7 +91,10 @@ void pwr_restart_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *res
 /* Validation shared by the four types: params.instance (an object with "uuid", a UUID, and
  * an optional "name" string; other members nova passes are accepted). */
 int pwr_validate_instance(const json_t *p, char *field, size_t fn, char *msg, size_t mn);
-/* Refuses top-level params not in known (NULL-terminated). */
+/* Refuses top-level params not in known (NULL-terminated), naming the first unknown one. */
+int pwr_validate_only(const json_t *p, const char *type, const char *const *known, char *field,
+                      size_t fn, char *msg, size_t mn);
+/* pwr_validate_only, then pwr_validate_instance. */
 int pwr_validate_known(const json_t *p, const char *type, const char *const *known, char *field,
                        size_t fn, char *msg, size_t mn);
 /* A number of seconds in [0, max] at key (absent: ok). */

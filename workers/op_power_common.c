@@ -489,8 +489,8 @@ int pwr_validate_instance(const json_t *p, char *field, size_t fn, char *msg, si
 	return 0;
 }
 
-int pwr_validate_known(const json_t *p, const char *type, const char *const *known, char *field,
-                       size_t fn, char *msg, size_t mn)
+int pwr_validate_only(const json_t *p, const char *type, const char *const *known, char *field,
+                      size_t fn, char *msg, size_t mn)
 {
 	const char *k;
 	json_t *v;
@@ -505,7 +505,22 @@ int pwr_validate_known(const json_t *p, const char *type, const char *const *kno
 			return PVM_EINVAL;
 		}
 	}
-	return pwr_validate_instance(p, field, fn, msg, mn);
+	return 0;
+}
+
+int pwr_validate_known(const json_t *p, const char *type, const char *const *known, char *field,
+                       size_t fn, char *msg, size_t mn)
+{
+	int rc = pwr_validate_only(p, type, known, field, fn, msg, mn);
+	return rc ? rc : pwr_validate_instance(p, field, fn, msg, mn);
+}
+
+bool pwr_need_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
+{
+	if (ctx->client)
+		return true;
+	pvm_step_fail(res, PVM_EINVAL, "no PowerVM client");
+	return false;
 }
 
 int pwr_validate_seconds(const json_t *p, const char *key, double max, char *field, size_t fn,

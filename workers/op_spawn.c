@@ -402,19 +402,11 @@ static void lpar_href(const struct pvm_step_ctx *ctx, const char *lpar_uuid, cha
 		         lpar_uuid);
 }
 
-static bool need_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
-{
-	if (ctx->client)
-		return true;
-	pvm_step_fail(res, PVM_EINVAL, "no PowerVM client");
-	return false;
-}
-
 /* ---- create_partition ---- */
 
 static void create_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!pwr_check_instance(ctx, res) || !need_client(ctx, res))
+	if (!pwr_check_instance(ctx, res) || !pwr_need_client(ctx, res))
 		return;
 	struct names n;
 	if (spawn_names(ctx, &n)) {
@@ -604,7 +596,7 @@ static void create_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "create", res))
+	if (!pwr_need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "create", res))
 		return;
 	spawn_delete_partition(ctx, res);
 }
@@ -819,7 +811,7 @@ out:
 
 static void disk_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);
@@ -920,7 +912,7 @@ void spawn_delete_disk(struct pvm_step_ctx *ctx, struct pvm_step_result *res, bo
 
 static void disk_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "vdisk", res) ||
+	if (!pwr_need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "vdisk", res) ||
 	    !pvm_step_settle_inflight(ctx, "lu", res))
 		return;
 	spawn_delete_disk(ctx, res, use_ssp(ctx));
@@ -950,7 +942,7 @@ static void cfg_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->progress = 60;
 		return;
 	}
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);
@@ -1045,7 +1037,7 @@ static void cfg_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "media", res))
+	if (!pwr_need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "media", res))
 		return;
 	spawn_delete_media(ctx, res);
 }
@@ -1054,7 +1046,7 @@ static void cfg_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void map_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);
@@ -1148,7 +1140,7 @@ out:
 
 static void map_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "map", res))
+	if (!pwr_need_client(ctx, res) || !pvm_step_settle_inflight(ctx, "map", res))
 		return;
 	struct names n;
 	spawn_names(ctx, &n);
@@ -1232,7 +1224,7 @@ static void gate_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void on_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	bool already = false;
 	pwr_power_on_step(ctx, res, &already);
@@ -1258,7 +1250,7 @@ static void on_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 
 static void on_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!need_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	bool gone = false;
 	if (spawn_ensure_off(ctx, "undo_off", res, &gone))

@@ -294,21 +294,11 @@ static const struct pvm_step_def steps[] = {
 
 static int validate(const json_t *p, char *field, size_t fn, char *msg, size_t mn)
 {
-	static const char *const known[] = {"partition_name", "memory_mb", "vcpus",
-	                                    "gate",           "fail_at",   "delete_at_end"};
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)p, k, v)
-	{
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			ok = ok || strcmp(k, known[i]) == 0;
-		if (!ok) {
-			snprintf(field, fn, "params.%s", k);
-			snprintf(msg, mn, "unknown parameter of test_steps");
-			return PVM_EINVAL;
-		}
-	}
+	static const char *const known[] = {"partition_name", "memory_mb",     "vcpus", "gate",
+	                                    "fail_at",        "delete_at_end", NULL};
+	int rc = pwr_validate_only(p, "test_steps", known, field, fn, msg, mn);
+	if (rc)
+		return rc;
 	json_t *name = json_object_get(p, "partition_name");
 	if (name &&
 	    (!json_is_string(name) || !json_string_length(name) || json_string_length(name) > 31)) {

@@ -277,14 +277,6 @@ static void lpar_uuid(const struct pvm_step_ctx *ctx, char out[37])
 	pvm_lpar_uuid_from_instance(ctx->op->instance_uuid, out);
 }
 
-static bool have_client(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
-{
-	if (ctx->client)
-		return true;
-	pvm_step_fail(res, PVM_EINVAL, "no PowerVM client");
-	return false;
-}
-
 void pvm_vif_not_found(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
 	char uuid[37];
@@ -674,7 +666,7 @@ void pvm_vif_ensure(struct pvm_step_ctx *ctx, struct pvm_step_result *res, const
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct pvm_cna_list *cnas = NULL;
 	struct pvm_vswitch_list *sws = NULL;
@@ -773,7 +765,7 @@ void pvm_vif_remove(struct pvm_step_ctx *ctx, struct pvm_step_result *res, const
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	/* A create of ours that may still land must land before we look. */
 	for (size_t i = 0; i < n; i++) {
@@ -876,7 +868,7 @@ void pvm_vif_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *res, co
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct pvm_cna_list *cnas = NULL;
 	int r = read_cnas(ctx, res, &cnas);
@@ -931,7 +923,7 @@ void pvm_vif_mgmt_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct pvm_vswitch_list *sws = NULL;
 	struct pvm_cna_list *cnas = NULL, *made = NULL;
@@ -1002,7 +994,7 @@ void pvm_vif_mgmt_undo(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 		res->verdict = PVM_STEP_DONE; /* nothing was sent */
 		return;
 	}
-	if (!have_client(ctx, res) || !inflight_settled(ctx, "mgmt_cna", res))
+	if (!pwr_need_client(ctx, res) || !inflight_settled(ctx, "mgmt_cna", res))
 		return;
 	struct pvm_vswitch_list *sws = NULL;
 	struct pvm_cna_list *cnas = NULL;
@@ -1033,7 +1025,7 @@ void pvm_vif_mgmt_reconcile(struct pvm_step_ctx *ctx, struct pvm_step_result *re
 		res->verdict = PVM_STEP_DONE;
 		return;
 	}
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct pvm_vswitch_list *sws = NULL;
 	struct pvm_cna_list *cnas = NULL;
@@ -1066,7 +1058,7 @@ static const char *type_of_mac(const json_t *vifs, const char *mac)
 
 void pvm_vif_destroy_run(struct pvm_step_ctx *ctx, struct pvm_step_result *res)
 {
-	if (!have_client(ctx, res))
+	if (!pwr_need_client(ctx, res))
 		return;
 	struct pvm_vswitch_list *sws = NULL;
 	struct pvm_cna_list *cnas = NULL;
